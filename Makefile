@@ -1,0 +1,51 @@
+# pgquant: PGXS build of the extension, plus the CUDA module when nvcc exists.
+
+EXTENSION = pgquant
+EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" control/pgquant.control)
+
+MODULE_big = pgquant
+OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+DATA = $(wildcard control/pgquant--*.sql)
+# PGXS installs the control file from the top directory: build a copy there
+EXTRA_CLEAN = pgquant.control tests/unit/test_qformat tests/bench/bench_qtensor results regression.diffs regression.out
+
+# init defines the helpers the other files use, so it runs first
+REGRESS = init qtensor_io quantize errors accuracy
+REGRESS_OPTS = --load-extension=pgquant
+
+PG_CFLAGS = -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
+
+# No bitcode for JIT inlining: it would need clang, which the build does not install.
+override with_llvm = no
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+all: pgquant.control
+
+pgquant.control: control/pgquant.control
+	cp $< $@
+
+include kernels/cuda.mk
+all: cuda-all
+install: cuda-install
+clean: cuda-clean
+uninstall: cuda-uninstall
+
+# C unit tests of the format and quantizers, run outside the server (TAP output)
+UNIT_SRCS = src/qformat.c src/qdecode.c src/quant.c src/quant_rtn.c src/quant_nf4.c
+tests/unit/test_qformat: tests/unit/test_qformat.c $(UNIT_SRCS) src/qformat.h src/quant.h
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Isrc -o $@ tests/unit/test_qformat.c $(UNIT_SRCS) -lm
+
+.PHONY: unit
+unit: tests/unit/test_qformat
+	tests/unit/test_qformat
+
+# throughput benchmark of the format code against memcpy (docs/benchmarks.md)
+tests/bench/bench_qtensor: tests/bench/bench_qtensor.c $(UNIT_SRCS) src/qformat.h src/quant.h
+	$(CC) -std=gnu11 -O2 -Wall -Isrc -o $@ tests/bench/bench_qtensor.c $(UNIT_SRCS) -lm
+
+.PHONY: bench
+bench: tests/bench/bench_qtensor
+	tests/bench/bench_qtensor
