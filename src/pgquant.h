@@ -1,0 +1,33 @@
+/*
+ * pgquant.h: what the extension's PostgreSQL-facing files share.
+ */
+#ifndef PGQUANT_H
+#define PGQUANT_H
+
+#include "postgres.h"
+#include "fmgr.h"
+
+#include "qformat.h"
+
+/* pgquant.device */
+typedef enum PgqDevice
+{
+	PGQ_DEVICE_AUTO,
+	PGQ_DEVICE_CPU,
+	PGQ_DEVICE_CUDA
+} PgqDevice;
+
+extern int	pgquant_device;
+extern int	pgquant_gpu_memory_limit_mb;
+
+/* qtensor.c: detoast and check a stored qtensor, filling its layout */
+#define DatumGetQtensorP(d) ((QtHeader *) PG_DETOAST_DATUM(d))
+#define PG_GETARG_QTENSOR_P(n) DatumGetQtensorP(PG_GETARG_DATUM(n))
+QtHeader   *QtensorFromDatum(Datum d, QtLayout *l);
+void		QtensorReportStatus(QtStatus st, const char *err, int einval_code);
+
+/* gpu.c: the one wall between PostgreSQL and the CUDA module */
+bool		PgqGpuAvailable(void);
+void		PgqGpuDequantize(const QtHeader *q, const QtLayout *l, float *out);
+
+#endif							/* PGQUANT_H */
