@@ -56,9 +56,15 @@ SELECT test_error($$SELECT 'qtensor(v=1,method=rtn,type=int4,shape=[2,3],group=1
 SELECT test_error($$SELECT 'qtensor(v=1,method=rtn,type=int4,shape=[2,3],group=128,zero=asym,scale=fp16):MmY2ZgAApQ/a/w=='::qtensor$$);
 
 -- binary input: a table written with binary COPY reads back identical
+-- (the file lives in the server's data directory, which the test cluster removes)
 CREATE TEMP TABLE io_copy (id int, q qtensor);
-COPY io TO '/tmp/pgquant_regress_io.bin' (FORMAT binary);
-COPY io_copy FROM '/tmp/pgquant_regress_io.bin' (FORMAT binary);
+DO $$
+DECLARE
+	f text := current_setting('data_directory') || '/pgquant_regress_io.bin';
+BEGIN
+	EXECUTE format('COPY io TO %L (FORMAT binary)', f);
+	EXECUTE format('COPY io_copy FROM %L (FORMAT binary)', f);
+END $$;
 SELECT count(*) FILTER (WHERE qtensor_send(a.q) = qtensor_send(b.q)) AS identical,
 	count(*) FILTER (WHERE a.q IS NULL AND b.q IS NULL) AS nulls
 FROM io a JOIN io_copy b USING (id);

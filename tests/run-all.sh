@@ -148,7 +148,9 @@ suite_perl_tap() {
     return "$rc"
 }
 
-# --- e. CUDA kernels against the C reference (only where a GPU exists)
+# --- e. CUDA kernels against the C reference, wherever nvcc builds them: the checks
+# that need no device (API, validation, the kernel code emulated on the host) always
+# run, and the device cases report themselves skipped when there is no GPU
 suite_cuda() {
     make -C "$PGQUANT_ROOT" cuda-test PG_CONFIG="$PG_CONFIG"
 }
@@ -174,10 +176,10 @@ run_suite unit tap_count suite_unit
 run_suite regress regress_count suite_regress
 run_suite pgtap tap_count suite_pgtap
 run_suite perl-tap tap_count suite_perl_tap
-if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
+if command -v nvcc >/dev/null 2>&1 || [[ -x /usr/local/cuda/bin/nvcc ]]; then
     run_suite cuda tap_count suite_cuda
 else
-    skip_suite cuda "no NVIDIA GPU (nvidia-smi -L lists none): CUDA kernel tests not run"
+    skip_suite cuda "nvcc not found: the CUDA module and its tests are not built"
 fi
 
 STAGE="done"

@@ -77,7 +77,8 @@ CREATE TEMP TABLE raw (b bytea);
 CREATE TEMP TABLE parsed (q qtensor);
 DO $$
 DECLARE
-	f text := '/tmp/pgquant_fuzz_' || pg_backend_pid() || '.bin';
+	-- in the data directory, which the test cluster removes
+	f text := current_setting('data_directory') || '/pgquant_fuzz.bin';
 	ok_consistent bool;
 BEGIN
 	FOR i IN 1..400 LOOP
