@@ -3,6 +3,8 @@
  */
 #include "pgquant.h"
 
+#include <cblas.h>
+
 #include "miscadmin.h"
 #include "utils/guc.h"
 
@@ -31,6 +33,8 @@ void
 _PG_init(void)
 {
 	qt_interrupt_hook = pgquant_check_interrupts;
+	/* a backend is one thread: OpenBLAS's own threads would fight the server's signals */
+	openblas_set_num_threads(1);
 
 	DefineCustomEnumVariable("pgquant.device",
 							 "Where pgquant runs its kernels.",
@@ -43,5 +47,8 @@ _PG_init(void)
 							NULL,
 							&pgquant_gpu_memory_limit_mb, 1024, 16, 1024 * 1024,
 							PGC_SUSET, GUC_UNIT_MB, NULL, NULL, NULL);
+	/* each area defines its settings here, before the prefix is reserved */
+	/* -- area init calls (one line each) -- */
+
 	MarkGUCPrefixReserved("pgquant");
 }

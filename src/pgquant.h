@@ -30,4 +30,6 @@ void		QtensorReportStatus(QtStatus st, const char *err, int einval_code);
 bool		PgqGpuAvailable(void);
 void		PgqGpuDequantize(const QtHeader *q, const QtLayout *l, float *out);
 
+/* area init functions called by _PG_init (one line each) */
+
 #endif							/* PGQUANT_H */

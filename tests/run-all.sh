@@ -101,6 +101,9 @@ suite_pgtap() {
     local ckpt files=()
     qpsql -q -d postgres -c 'CREATE DATABASE pgquant_tap' || return 1
     qpsql -q -d pgquant_tap -c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION pgquant' || return 1
+    # tests that read real data files on the server find them through this setting
+    # (empty without a data directory: those tests skip themselves)
+    qpsql -q -d postgres -c "ALTER DATABASE pgquant_tap SET pgquant_test.data_dir = '${DATA_DIR//\'/\'\'}'" || return 1
     ckpt="$(stories_checkpoint)" || return 1
     if [[ -n "$ckpt" ]]; then
         echo "loading stories260K weights from $ckpt into table stories260k"

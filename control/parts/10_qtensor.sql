@@ -1,6 +1,4 @@
--- pgquant 0.1.0: the qtensor type and calibration-free quantizers
-
-\echo Use "CREATE EXTENSION pgquant" to load this file. \quit
+-- the qtensor type and calibration-free quantizers
 
 -- the qtensor type ---------------------------------------------------------
 
@@ -60,12 +58,3 @@ CREATE FUNCTION quant_error(w real[], q qtensor,
 COMMENT ON FUNCTION quant_error(real[], qtensor) IS
 	'relative Frobenius error ||w - dequantize(q)|| / ||w|| and largest absolute error';
 
--- administration -------------------------------------------------------------
-
-CREATE SCHEMA pgquant;
-COMMENT ON SCHEMA pgquant IS 'pgquant administration functions and, later, model and calibration tables';
-
-CREATE FUNCTION pgquant.cuda_available() RETURNS boolean
-	AS 'MODULE_PATHNAME', 'pgquant_cuda_available' LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION pgquant.cuda_available() IS
-	'whether this backend can load the CUDA module and sees at least one CUDA device';
