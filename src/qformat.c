@@ -368,7 +368,7 @@ qt_dequantize_ref(const uint8_t *buf, const QtLayout *l, int64_t r0, int64_t r1,
 			out[(o[i].row - r0) * cols + o[i].col] = o[i].value;
 }
 
-/* big-endian stores and loads */
+/* big-endian stores and loads for the header's fields */
 static inline void
 put16(uint8_t *p, uint16_t v)
 {
@@ -432,89 +432,57 @@ qt_header_from_wire(QtHeader *h, const uint8_t *w)
 }
 
 /*
- * Copy the sections between the padded little-endian buffer and the
- * unpadded big-endian wire body; to_wire is true for buf -> wire.
+ * Copy n words of width bytes, reversing the bytes of each: the buffer is
+ * little-endian and the wire big-endian, so this converts either way.
+ */
+static uint8_t *
+copy_swapped(uint8_t *dst, const uint8_t *src, size_t n, size_t width)
+{
+	if (width == 1)
+	{
+		memcpy(dst, src, n);
+		return dst + n;
+	}
+	for (size_t i = 0; i < n; i++, dst += width, src += width)
+		for (size_t k = 0; k < width; k++)
+			dst[k] = src[width - 1 - k];
+	return dst;
+}
+
+/*
+ * Copy the sections between the padded buffer and the unpadded wire body;
+ * to_wire is true for buf -> wire.  Scales, channel scales, permutation
+ * entries and outlier fields are words; zero points and codes are bytes.
  */
 static void
 convert_sections(uint8_t *buf, const QtLayout *l, uint8_t *w, bool to_wire)
 {
 	const QtHeader *h = (const QtHeader *) buf;
 	size_t		n = (size_t) h->rows * (size_t) l->ngroups;
-	uint8_t    *p;
-
-	p = buf + l->off_scales;
-	for (size_t i = 0; i < n; i++, p += l->scale_bytes, w += l->scale_bytes)
+	struct
 	{
-		if (l->scale_bytes == 2)
-		{
-			uint16_t	v;
+		size_t		off,
+					count,
+					width;
+	}			sec[6] = {
+		{l->off_scales, n, l->scale_bytes},
+		{l->off_zeros, (h->flags & QT_FLAG_ZEROS) ? n : 0, 1},
+		{l->off_chscale, (h->flags & QT_FLAG_CHSCALE) ? (size_t) h->cols : 0, 4},
+		{l->off_perm, (h->flags & QT_FLAG_PERM) ? (size_t) h->cols : 0, 4},
+		{l->off_outliers, (size_t) h->n_outliers * 3, 4},
+		{l->off_codes, (size_t) h->rows * l->row_bytes, 1},
+	};
 
-			if (to_wire)
-			{
-				memcpy(&v, p, 2);
-				put16(w, v);
-			}
-			else
-			{
-				v = get16(w);
-				memcpy(p, &v, 2);
-			}
-		}
-		else
-		{
-			uint32_t	v;
-
-			if (to_wire)
-			{
-				memcpy(&v, p, 4);
-				put32(w, v);
-			}
-			else
-			{
-				v = get32(w);
-				memcpy(p, &v, 4);
-			}
-		}
-	}
-	if (h->flags & QT_FLAG_ZEROS)
+	for (int i = 0; i < 6; i++)
 	{
 		if (to_wire)
-			memcpy(w, buf + l->off_zeros, n);
+			w = copy_swapped(w, buf + sec[i].off, sec[i].count, sec[i].width);
 		else
-			memcpy(buf + l->off_zeros, w, n);
-		w += n;
-	}
-	/* chscale, perm and outliers are all runs of 32-bit words */
-	for (int s = 0; s < 3; s++)
-	{
-		size_t		words = 0;
-
-		if (s == 0 && (h->flags & QT_FLAG_CHSCALE))
-			words = (size_t) h->cols, p = buf + l->off_chscale;
-		else if (s == 1 && (h->flags & QT_FLAG_PERM))
-			words = (size_t) h->cols, p = buf + l->off_perm;
-		else if (s == 2)
-			words = (size_t) h->n_outliers * 3, p = buf + l->off_outliers;
-		for (size_t i = 0; i < words; i++, p += 4, w += 4)
 		{
-			uint32_t	v;
-
-			if (to_wire)
-			{
-				memcpy(&v, p, 4);
-				put32(w, v);
-			}
-			else
-			{
-				v = get32(w);
-				memcpy(p, &v, 4);
-			}
+			copy_swapped(buf + sec[i].off, w, sec[i].count, sec[i].width);
+			w += sec[i].count * sec[i].width;
 		}
 	}
-	if (to_wire)
-		memcpy(w, buf + l->off_codes, (size_t) h->rows * l->row_bytes);
-	else
-		memcpy(buf + l->off_codes, w, (size_t) h->rows * l->row_bytes);
 }
 
 void
