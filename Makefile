@@ -10,7 +10,7 @@ SQL_PARTS = $(sort $(wildcard control/parts/*.sql))
 DATA_built = pgquant--$(EXTVERSION).sql
 DATA = $(wildcard control/pgquant--*--*.sql)
 # PGXS installs the control file from the top directory: build a copy there
-EXTRA_CLEAN = pgquant.control tests/unit/test_qformat tests/bench/bench_qtensor results regression.diffs regression.out
+EXTRA_CLEAN = pgquant.control tests/unit/test_qformat tests/unit/test_qformat_san tests/bench/bench_qtensor results regression.diffs regression.out
 
 # init defines the helpers the other files use, so it runs first
 REGRESS = init $(filter-out init,$(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql))))
@@ -49,6 +49,15 @@ tests/unit/test_qformat: tests/unit/test_qformat.c $(UNIT_SRCS) src/qformat.h sr
 .PHONY: unit
 unit: tests/unit/test_qformat
 	tests/unit/test_qformat
+
+# the same tests under AddressSanitizer and UndefinedBehaviorSanitizer
+SANITIZE = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+tests/unit/test_qformat_san: tests/unit/test_qformat.c $(UNIT_SRCS) src/qformat.h src/quant.h
+	$(CC) -std=gnu11 -O1 -g $(SANITIZE) -Wall -Wextra -Isrc -o $@ tests/unit/test_qformat.c $(UNIT_SRCS) -lm
+
+.PHONY: unit-sanitize
+unit-sanitize: tests/unit/test_qformat_san
+	tests/unit/test_qformat_san
 
 # throughput benchmark of the format code against memcpy (docs/benchmarks.md)
 tests/bench/bench_qtensor: tests/bench/bench_qtensor.c $(UNIT_SRCS) src/qformat.h src/quant.h

@@ -84,6 +84,11 @@ suite_unit() {
     make -C "$PGQUANT_ROOT" unit PG_CONFIG="$PG_CONFIG"
 }
 
+# --- a'. the same C unit tests under AddressSanitizer and UndefinedBehaviorSanitizer
+suite_unit_sanitize() {
+    make -C "$PGQUANT_ROOT" unit-sanitize PG_CONFIG="$PG_CONFIG"
+}
+
 # --- b. pg_regress through PGXS; show the diffs when something fails
 suite_regress() {
     local rc=0
@@ -176,6 +181,7 @@ cluster_start pgquant-run
 export PATH="$PG_BINDIR:$PATH"
 
 run_suite unit tap_count suite_unit
+run_suite unit-asan tap_count suite_unit_sanitize
 run_suite regress regress_count suite_regress
 run_suite pgtap tap_count suite_pgtap
 run_suite perl-tap tap_count suite_perl_tap
