@@ -10,7 +10,7 @@ SQL_PARTS = $(sort $(wildcard control/parts/*.sql))
 DATA_built = pgquant--$(EXTVERSION).sql
 DATA = $(wildcard control/pgquant--*--*.sql)
 # PGXS installs the control file from the top directory: build a copy there
-EXTRA_CLEAN = pgquant.control tests/unit/test_qformat tests/unit/test_qformat_san tests/bench/bench_qtensor results regression.diffs regression.out
+EXTRA_CLEAN = pgquant.control $(UNIT_TESTS) $(UNIT_TESTS:=_san) tests/bench/bench_qtensor results regression.diffs regression.out
 
 # init defines the helpers the other files use, so it runs first
 REGRESS = init $(filter-out init,$(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql))))
@@ -41,27 +41,31 @@ install: cuda-install
 clean: cuda-clean
 uninstall: cuda-uninstall
 
-# C unit tests of the format and quantizers, run outside the server (TAP output)
-UNIT_SRCS = src/qformat.c src/qdecode.c src/quant.c src/quant_rtn.c src/quant_nf4.c
-tests/unit/test_qformat: tests/unit/test_qformat.c $(UNIT_SRCS) src/qformat.h src/quant.h
-	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Isrc -o $@ tests/unit/test_qformat.c $(UNIT_SRCS) -lm
-
-.PHONY: unit
-unit: tests/unit/test_qformat
-	tests/unit/test_qformat
-
-# the same tests under AddressSanitizer and UndefinedBehaviorSanitizer
+# C unit tests, run outside the server (TAP output). Floor-1 sources are the
+# src/*.c files that include no PostgreSQL header; every tests/unit/test_*.c is
+# linked with all of them.
+FLOOR1_SRCS = $(sort $(shell grep -L -e '"pgquant.h"' -e '"postgres.h"' src/*.c))
+UNIT_TESTS = $(patsubst %.c,%,$(sort $(wildcard tests/unit/test_*.c)))
+UNIT_LIBS = -llapacke -lopenblas -lm
+# and once more under AddressSanitizer and UndefinedBehaviorSanitizer
 SANITIZE = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-tests/unit/test_qformat_san: tests/unit/test_qformat.c $(UNIT_SRCS) src/qformat.h src/quant.h
-	$(CC) -std=gnu11 -O1 -g $(SANITIZE) -Wall -Wextra -Isrc -o $@ tests/unit/test_qformat.c $(UNIT_SRCS) -lm
 
-.PHONY: unit-sanitize
-unit-sanitize: tests/unit/test_qformat_san
-	tests/unit/test_qformat_san
+tests/unit/%: tests/unit/%.c $(FLOOR1_SRCS) $(wildcard src/*.h)
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Isrc -o $@ $< $(FLOOR1_SRCS) $(UNIT_LIBS)
+
+tests/unit/%_san: tests/unit/%.c $(FLOOR1_SRCS) $(wildcard src/*.h)
+	$(CC) -std=gnu11 -O1 -g $(SANITIZE) -Wall -Wextra -Isrc -o $@ $< $(FLOOR1_SRCS) $(UNIT_LIBS)
+
+.PHONY: unit unit-sanitize
+unit: $(UNIT_TESTS)
+	@set -e; for t in $^; do echo "# $$t"; $$t; done
+
+unit-sanitize: $(UNIT_TESTS:=_san)
+	@set -e; for t in $^; do echo "# $$t"; $$t; done
 
 # throughput benchmark of the format code against memcpy (docs/benchmarks.md)
-tests/bench/bench_qtensor: tests/bench/bench_qtensor.c $(UNIT_SRCS) src/qformat.h src/quant.h
-	$(CC) -std=gnu11 -O2 -Wall -Isrc -o $@ tests/bench/bench_qtensor.c $(UNIT_SRCS) -lm
+tests/bench/bench_qtensor: tests/bench/bench_qtensor.c $(FLOOR1_SRCS) $(wildcard src/*.h)
+	$(CC) -std=gnu11 -O2 -Wall -Isrc -o $@ $< $(FLOOR1_SRCS) $(UNIT_LIBS)
 
 .PHONY: bench
 bench: tests/bench/bench_qtensor

@@ -12,6 +12,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
+#include "qcalib.h"
 #include "quant.h"
 
 PG_FUNCTION_INFO_V1(pgquant_quantize);
@@ -20,9 +21,10 @@ PG_FUNCTION_INFO_V1(pgquant_qtensor_info);
 PG_FUNCTION_INFO_V1(pgquant_quant_error);
 
 /* the methods quantize() implements, for the hint of an unknown name */
-#define PGQ_METHODS_HINT "Valid methods are: rtn, nf4."
+#define PGQ_METHODS_HINT "Valid methods are: rtn, nf4, hqq."
 #define RTN_DEFAULT_GROUP 128
 #define NF4_DEFAULT_GROUP 64	/* bitsandbytes' blocksize */
+#define HQQ_DEFAULT_GROUP 64	/* the HQQ reference's default group size */
 /* below this many weights the GPU's transfers cost more than they save */
 #define GPU_MIN_ELEMS (1 << 20)
 
@@ -73,6 +75,66 @@ weights_from_array(ArrayType *a)
 	return res;
 }
 
+/* the group size a method uses when none is given */
+static int
+default_group_size(int method)
+{
+	switch (method)
+	{
+		case QT_METHOD_NF4:
+			return NF4_DEFAULT_GROUP;
+		case QT_METHOD_HQQ:
+			return HQQ_DEFAULT_GROUP;
+		default:
+			return RTN_DEFAULT_GROUP;
+	}
+}
+
+/* a palloc'd qtensor with the header filled in, l->total bytes, the rest zero */
+static uint8 *
+new_qtensor(const QtHeader *h, const QtLayout *l)
+{
+	uint8	   *buf = palloc0(l->total);
+
+	memcpy(buf, h, sizeof(*h));
+	SET_VARSIZE(buf, l->total);
+	return buf;
+}
+
+/* HQQ: optimize each group's scale and zero point, then store them */
+static uint8 *
+quantize_hqq(const Weights *w, const QtSpec *spec)
+{
+	uint16		flags = (w->is1d ? QT_FLAG_1D : 0) | (spec->symmetric ? 0 : QT_FLAG_ZEROS);
+	QtHeader	h;
+	QtLayout	l;
+	QtStatus	st;
+	char		err[QT_ERRMSG_LEN];
+	int64		ngroups;
+	float	   *scales;
+	uint8	   *zeros;
+	uint8	   *buf;
+
+	/* check the shape and size before allocating anything sized by them */
+	if ((st = qt_params_plan(QT_METHOD_HQQ, spec->bits, spec->group_size, flags, QT_SCALE_FP32,
+							 w->rows, w->cols, &h, &l, err)) != QT_OK)
+		QtensorReportStatus(st, err, ERRCODE_INVALID_PARAMETER_VALUE);
+	ngroups = l.ngroups;
+	scales = palloc(mul_size(mul_size(w->rows, ngroups), sizeof(float)));
+	zeros = palloc0(mul_size(w->rows, ngroups));
+	qt_hqq_matrix(w->w, w->rows, w->cols, l.group_len, spec->bits, spec->symmetric,
+				  &qt_hqq_defaults, scales, zeros);
+	if ((st = qt_params_plan(QT_METHOD_HQQ, spec->bits, spec->group_size, flags,
+							 qt_params_scale_type(scales, (int64) w->rows * ngroups),
+							 w->rows, w->cols, &h, &l, err)) != QT_OK)
+		QtensorReportStatus(st, err, ERRCODE_INVALID_PARAMETER_VALUE);
+	buf = new_qtensor(&h, &l);
+	qt_params_encode(w->w, buf, &l, scales, zeros);
+	pfree(scales);
+	pfree(zeros);
+	return buf;
+}
+
 /* quantize(w real[], method text, bits int, group_size int, sym bool) */
 Datum
 pgquant_quantize(PG_FUNCTION_ARGS)
@@ -90,7 +152,7 @@ pgquant_quantize(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	method = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	spec.method = qt_method_from_name(method);
-	if (spec.method != QT_METHOD_RTN && spec.method != QT_METHOD_NF4)
+	if (spec.method != QT_METHOD_RTN && spec.method != QT_METHOD_NF4 && spec.method != QT_METHOD_HQQ)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown quantization method \"%s\"", method),
@@ -104,8 +166,7 @@ pgquant_quantize(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("method nf4 has 4 bits, got %d", spec.bits)));
-	spec.group_size = PG_ARGISNULL(3) ?
-		(spec.method == QT_METHOD_NF4 ? NF4_DEFAULT_GROUP : RTN_DEFAULT_GROUP) : PG_GETARG_INT32(3);
+	spec.group_size = PG_ARGISNULL(3) ? default_group_size(spec.method) : PG_GETARG_INT32(3);
 	if (spec.group_size < 1 && spec.group_size != QT_GROUP_PER_CHANNEL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -114,11 +175,11 @@ pgquant_quantize(PG_FUNCTION_ARGS)
 	spec.symmetric = PG_GETARG_BOOL(4);
 
 	w = weights_from_array(PG_GETARG_ARRAYTYPE_P(0));
+	if (spec.method == QT_METHOD_HQQ)
+		PG_RETURN_POINTER(quantize_hqq(&w, &spec));
 	if ((st = qt_plan(&spec, w.w, w.rows, w.cols, w.is1d, &h, &l, err)) != QT_OK)
 		QtensorReportStatus(st, err, ERRCODE_INVALID_PARAMETER_VALUE);
-	buf = palloc0(l.total);
-	memcpy(buf, &h, sizeof(h));
-	SET_VARSIZE(buf, l.total);
+	buf = new_qtensor(&h, &l);
 	qt_encode(w.w, buf, &l);
 	PG_RETURN_POINTER(buf);
 }

@@ -36,7 +36,7 @@ CREATE FUNCTION quantize(w real[], method text, bits integer,
 	RETURNS qtensor
 	AS 'MODULE_PATHNAME', 'pgquant_quantize' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION quantize(real[], text, integer, integer, boolean) IS
-	'quantize a 1-D or 2-D real[] with rtn (2-8 bits, default group 128) or nf4 (4 bits, default group 64)';
+	'quantize a 1-D or 2-D real[] with rtn (2-8 bits, default group 128), nf4 (4 bits, default group 64) or hqq (2-8 bits, default group 64)';
 
 CREATE FUNCTION dequantize(q qtensor) RETURNS real[]
 	AS 'MODULE_PATHNAME', 'pgquant_dequantize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;

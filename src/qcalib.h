@@ -1,0 +1,83 @@
+/*
+ * qcalib.h: quantizers that optimize beyond round-to-nearest (HQQ, GPTQ,
+ * AWQ) and the calibration statistics they read.  Floor 1: plain C with no
+ * PostgreSQL headers, so everything here is unit-tested outside the server.
+ *
+ * These quantizers choose each group's scale and zero point (and, for GPTQ,
+ * the codes themselves) by optimization, so a tensor is built in two steps:
+ * the method fills per-group parameters (scales [rows][ngroups] as floats,
+ * zero points [rows][ngroups] as bytes), then qt_params_plan() picks the
+ * scale type and qt_params_encode() / qt_params_write() store them.
+ *
+ * Memory: the methods allocate through qc_alloc/qc_free, which the
+ * extension points at palloc so that an error (including a cancel raised
+ * by qt_interrupt_hook, which does not return) frees everything with the
+ * memory context.  Outside the server they are malloc and free.
+ */
+#ifndef PGQUANT_QCALIB_H
+#define PGQUANT_QCALIB_H
+
+#include "qformat.h"
+#include "quant.h"
+
+extern void *(*qc_alloc) (size_t size);
+extern void (*qc_free) (void *p);
+
+/* ---- building a tensor from per-group parameters (qparams.c) ---- */
+
+/* QT_SCALE_FP16 when every nonzero |scale| lies in fp16's normal range, else fp32 */
+int			qt_params_scale_type(const float *scales, int64_t n);
+
+/*
+ * Header and layout for a tensor whose group parameters are already known.
+ * flags: QT_FLAG_* (zero points, channel scales, permutation, 1-D).
+ */
+QtStatus	qt_params_plan(int method, int bits, int group_size, uint16_t flags,
+						   int scale_type, int32_t rows, int32_t cols,
+						   QtHeader *h, QtLayout *l, char *err);
+
+/*
+ * Store scales (rounded to the header's scale type), zero points (NULL when
+ * symmetric) and codes round(w / s) + z computed from the stored scale.
+ * w is in stored column order, rows x cols.
+ */
+void		qt_params_encode(const float *w, uint8_t *buf, const QtLayout *l,
+							 const float *scales, const uint8_t *zeros);
+
+/* Store scales, zero points and ready-made codes (one byte each, rows x cols). */
+void		qt_params_write(uint8_t *buf, const QtLayout *l, const float *scales,
+							const uint8_t *zeros, const uint8_t *codes);
+
+/* ---- HQQ (quant_hqq.c) ---- */
+
+/*
+ * Half-quadratic quantization settings, the reference implementation's
+ * defaults: lp_norm 0.7, beta 10, kappa 1.01, 20 iterations, early stop.
+ */
+typedef struct QtHqqParams
+{
+	float		lp_norm;		/* p of the sparsity-promoting |e|^p error, 0 < p <= 1 */
+	float		beta;			/* initial penalty of the split W_e = W - W_r */
+	float		kappa;			/* beta grows by this factor each iteration */
+	int			iters;			/* at most this many iterations */
+} QtHqqParams;
+
+extern const QtHqqParams qt_hqq_defaults;
+
+/*
+ * One group of n weights: starting from *s, *z (round-to-nearest), return
+ * the parameters of lowest mean |w - dequant(w)| found.  symmetric keeps
+ * z fixed at 2^(b-1) and optimizes the scale alone.
+ */
+void		qt_hqq_group(const float *g, int64_t n, int bits, bool symmetric,
+						 const QtHqqParams *p, float *s, int *z);
+
+/*
+ * A whole matrix, rows x cols in groups of group_len along a row:
+ * scales [rows][ngroups] and zeros [rows][ngroups] (unused when symmetric).
+ */
+void		qt_hqq_matrix(const float *w, int32_t rows, int32_t cols, int64_t group_len,
+						  int bits, bool symmetric, const QtHqqParams *p,
+						  float *scales, uint8_t *zeros);
+
+#endif							/* PGQUANT_QCALIB_H */

@@ -1,0 +1,311 @@
+/*
+ * test_calib.c: unit tests of the optimizing quantizers (HQQ, GPTQ, AWQ)
+ * and the calibration statistics, outside the server.  Prints TAP.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qcalib.h"
+
+static int	n_tests = 0;
+static int	n_failed = 0;
+
+static void
+ok(int cond, const char *fmt,...)
+{
+	va_list		ap;
+
+	n_tests++;
+	if (!cond)
+		n_failed++;
+	printf("%sok %d - ", cond ? "" : "not ", n_tests);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+}
+
+/* a small deterministic generator (xorshift64*) */
+static uint64_t rng_state = 0x2545f4914f6cdd1dULL;
+
+static uint64_t
+rng(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 2685821657736338717ULL;
+}
+
+static double
+uniform(void)
+{
+	return ((rng() >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static float
+randn(void)
+{
+	double		u1 = uniform(),
+				u2 = uniform();
+
+	return (float) (sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
+}
+
+/* Laplace with 0.5% of the weights eight times larger, as sql/init.sql's test_matrix */
+static float
+rand_heavy(void)
+{
+	double		m = uniform() < 0.005 ? 8.0 : 1.0;
+	double		sign = uniform() < 0.5 ? -1.0 : 1.0;
+
+	return (float) (m * sign * -log(uniform()));
+}
+
+static void
+fill(float *w, int64_t n, bool heavy)
+{
+	for (int64_t i = 0; i < n; i++)
+		w[i] = heavy ? rand_heavy() : randn();
+}
+
+/* a buffer holding a tensor with the given header, zeroed */
+static uint8_t *
+new_tensor(const QtHeader *h, const QtLayout *l)
+{
+	uint8_t    *buf = calloc(1, l->total);
+
+	memcpy(buf, h, sizeof(*h));
+	return buf;
+}
+
+/* relative Frobenius error of a tensor against w (original column order) */
+static double
+rel_error(const float *w, const uint8_t *buf, const QtLayout *l)
+{
+	const QtHeader *h = (const QtHeader *) buf;
+	int64_t		n = (int64_t) h->rows * h->cols;
+	float	   *d = malloc(sizeof(float) * n);
+	double		e = 0.0,
+				r = 0.0;
+
+	qt_dequantize_ref(buf, l, 0, h->rows, d);
+	for (int64_t i = 0; i < n; i++)
+	{
+		e += ((double) w[i] - d[i]) * ((double) w[i] - d[i]);
+		r += (double) w[i] * w[i];
+	}
+	free(d);
+	return sqrt(e / r);
+}
+
+static uint8_t *
+quantize_rtn(const float *w, int rows, int cols, int bits, int gs, bool sym, QtLayout *l)
+{
+	QtSpec		spec = {QT_METHOD_RTN, bits, gs, sym};
+	QtHeader	h;
+	char		err[QT_ERRMSG_LEN];
+	uint8_t    *buf;
+
+	if (qt_plan(&spec, w, rows, cols, false, &h, l, err) != QT_OK)
+		return NULL;
+	buf = new_tensor(&h, l);
+	qt_encode(w, buf, l);
+	return buf;
+}
+
+static uint8_t *
+quantize_hqq(const float *w, int rows, int cols, int bits, int gs, bool sym, QtLayout *l)
+{
+	QtHeader	h;
+	char		err[QT_ERRMSG_LEN];
+	int64_t		glen = gs == QT_GROUP_PER_CHANNEL ? cols : gs;
+	int64_t		ng = rows * ((cols + glen - 1) / glen);
+	float	   *scales = malloc(sizeof(float) * ng);
+	uint8_t    *zeros = calloc(ng, 1);
+	uint8_t    *buf = NULL;
+
+	qt_hqq_matrix(w, rows, cols, glen, bits, sym, &qt_hqq_defaults, scales, zeros);
+	if (qt_params_plan(QT_METHOD_HQQ, bits, gs, sym ? 0 : QT_FLAG_ZEROS,
+					   qt_params_scale_type(scales, ng), rows, cols, &h, l, err) == QT_OK)
+	{
+		buf = new_tensor(&h, l);
+		qt_params_encode(w, buf, l, scales, zeros);
+	}
+	free(scales);
+	free(zeros);
+	return buf;
+}
+
+/* mean |w - dequant(w)| of one group under (s, z) as the encoder would store them */
+static double
+group_l1(const float *g, int n, int bits, float s, int z)
+{
+	int			maxq = (1 << bits) - 1;
+	double		e = 0.0;
+
+	for (int i = 0; i < n; i++)
+	{
+		float		q = rintf(g[i] / s) + (float) z;
+
+		q = q < 0 ? 0 : q > maxq ? maxq : q;
+		e += fabs(g[i] - (q - z) * s);
+	}
+	return e / n;
+}
+
+/*
+ * The ratio HQQ / RTN of relative Frobenius error that HQQ must stay under,
+ * by bit width, for groups of 64 (measured about 0.79-0.93 at 2 bits,
+ * 0.92-0.95 at 3 and 0.97-0.98 at 4).
+ */
+static const double hqq_ratio_ceiling[9] = {0, 0, 0.95, 0.97, 0.99, 1.0, 1.0, 1.0, 1.0};
+
+static void
+test_hqq(void)
+{
+	enum
+	{
+		ROWS = 128, COLS = 512
+	};
+	float	   *w = malloc(sizeof(float) * ROWS * COLS);
+
+	for (int heavy = 0; heavy <= 1; heavy++)
+	{
+		fill(w, ROWS * COLS, heavy);
+		for (int sym = 0; sym <= 1; sym++)
+		{
+			int			worse = 0,
+						invalid = 0;
+			double		worst_ratio = 0.0;
+
+			for (int bits = 2; bits <= 8; bits++)
+			{
+				QtLayout	lr,
+							lh;
+				uint8_t    *r = quantize_rtn(w, ROWS, COLS, bits, 64, sym, &lr);
+				uint8_t    *q = quantize_hqq(w, ROWS, COLS, bits, 64, sym, &lh);
+				uint8_t		scratch[COLS];
+				double		er = rel_error(w, r, &lr),
+							eh = rel_error(w, q, &lh);
+
+				if (qt_check_body(q, &lh, scratch, NULL) != QT_OK)
+					invalid++;
+				if (eh / er > hqq_ratio_ceiling[bits] || (bits <= 4 && !(eh < er)))
+					worse++;
+				if (bits <= 4 && eh / er > worst_ratio)
+					worst_ratio = eh / er;
+				free(r);
+				free(q);
+			}
+			ok(invalid == 0, "hqq %s %s: every stored tensor passes the format check, 2..8 bits",
+			   heavy ? "heavy" : "gauss", sym ? "sym" : "asym");
+			ok(worse == 0, "hqq %s %s g64: relative error below rtn at 2..4 bits under the named ceilings "
+			   "(worst ratio %.3f), never above rtn at 5..8", heavy ? "heavy" : "gauss",
+			   sym ? "sym" : "asym", worst_ratio);
+		}
+	}
+
+	/* per group, the stored mean absolute error never exceeds RTN's (HQQ keeps only improvements) */
+	{
+		int			bad = 0;
+		float		g[100];
+
+		for (int trial = 0; trial < 400; trial++)
+		{
+			int			bits = 2 + trial % 7;
+			int			n = 1 + (int) (rng() % 100);
+			bool		sym = trial % 2;
+			float		s,
+						s0;
+			int			z,
+						z0;
+
+			fill(g, n, trial % 3 == 0);
+			s0 = s = qt_rtn_scale(g, n, bits, sym);
+			z0 = z = qt_rtn_zero(g, n, bits, sym, s);
+			qt_hqq_group(g, n, bits, sym, &qt_hqq_defaults, &s, &z);
+			if (group_l1(g, n, bits, s, z) > group_l1(g, n, bits, s0, z0) * (1 + 1e-6) ||
+				z < 0 || z > (1 << bits) - 1 || (sym && z != 1 << (bits - 1)) || !isfinite(s))
+				bad++;
+		}
+		ok(bad == 0, "hqq: per group, mean |error| never above rtn's, zero points storable (400 random groups)");
+	}
+
+	/* weights already on an integer grid are left exactly where RTN puts them */
+	{
+		float		g[16],
+					s,
+					s0;
+		int			z,
+					z0;
+
+		for (int i = 0; i < 16; i++)
+			g[i] = 0.25f * (float) (i - 5);
+		s0 = s = qt_rtn_scale(g, 16, 4, false);
+		z0 = z = qt_rtn_zero(g, 16, 4, false, s);
+		qt_hqq_group(g, 16, 4, false, &qt_hqq_defaults, &s, &z);
+		ok(s == s0 && z == z0 && group_l1(g, 16, 4, s, z) == 0.0,
+		   "hqq: a group exactly on the 4-bit grid keeps rtn's scale %g and zero point %d", s, z);
+	}
+
+	/* degenerate groups: all zero, constant, a single weight */
+	{
+		float		zero[8] = {0},
+					same[8] = {3, 3, 3, 3, 3, 3, 3, 3},
+					one[1] = {-2.5f};
+		float		s;
+		int			z,
+					bad = 0;
+
+		s = qt_rtn_scale(zero, 8, 3, false);
+		z = qt_rtn_zero(zero, 8, 3, false, s);
+		qt_hqq_group(zero, 8, 3, false, &qt_hqq_defaults, &s, &z);
+		bad += s != 0.0f;
+		s = qt_rtn_scale(same, 8, 3, false);
+		z = qt_rtn_zero(same, 8, 3, false, s);
+		qt_hqq_group(same, 8, 3, false, &qt_hqq_defaults, &s, &z);
+		bad += group_l1(same, 8, 3, s, z) > 1e-6;
+		s = qt_rtn_scale(one, 1, 2, true);
+		z = qt_rtn_zero(one, 1, 2, true, s);
+		qt_hqq_group(one, 1, 2, true, &qt_hqq_defaults, &s, &z);
+		bad += group_l1(one, 1, 2, s, z) > 1e-6;
+		ok(bad == 0, "hqq: all-zero, constant and one-weight groups stay exact");
+	}
+
+	/* a tail group and one group per row */
+	{
+		QtLayout	lr,
+					lh;
+		uint8_t    *r,
+				   *q;
+		double		er,
+					eh;
+
+		fill(w, 33 * 100, false);
+		r = quantize_rtn(w, 33, 100, 3, 64, false, &lr);
+		q = quantize_hqq(w, 33, 100, 3, 64, false, &lh);
+		er = rel_error(w, r, &lr);
+		eh = rel_error(w, q, &lh);
+		free(r);
+		free(q);
+		r = quantize_rtn(w, 33, 100, 3, QT_GROUP_PER_CHANNEL, false, &lr);
+		q = quantize_hqq(w, 33, 100, 3, QT_GROUP_PER_CHANNEL, false, &lh);
+		ok(eh < er && rel_error(w, q, &lh) < rel_error(w, r, &lr),
+		   "hqq: a 100-wide row in groups of 64 (tail of 36) and one group per row beat rtn at 3 bits");
+		free(r);
+		free(q);
+	}
+	free(w);
+}
+
+int
+main(void)
+{
+	test_hqq();
+	printf("1..%d\n", n_tests);
+	return n_failed == 0 ? 0 : 1;
+}
