@@ -33,7 +33,9 @@ SELECT is_strict('qtensor_info', ARRAY['qtensor']);
 SELECT is(
 	(SELECT string_agg(proname || ':' || proparallel::text, ',' ORDER BY proname COLLATE "C")
 	 FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass
-	 JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'pgquant'),
+	 JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'pgquant'
+	 -- each area's pgTAP file checks the labels of its own functions in schema pgquant
+	 WHERE p.pronamespace <> 'pgquant'::regnamespace OR p.proname = 'cuda_available'),
 	'cuda_available:r,dequantize:s,qtensor_in:s,qtensor_info:s,qtensor_out:s,qtensor_recv:s,qtensor_send:s,quant_error:s,quantize:s',
 	'parallel labels: everything safe but the GPU probe, which is restricted');
 
