@@ -80,4 +80,51 @@ void		qt_hqq_matrix(const float *w, int32_t rows, int32_t cols, int64_t group_le
 						  int bits, bool symmetric, const QtHqqParams *p,
 						  float *scales, uint8_t *zeros);
 
+/* ---- calibration statistics of a layer's input activations (calib_stats.c) ---- */
+
+/*
+ * Streaming statistics of activation rows x (one row per token, n input
+ * features): X^T X (GPTQ's Hessian, up to the factor 2 / nrows), and per
+ * channel sum |x| (AWQ), max |x| (SmoothQuant) and sum x^2 (importance
+ * matrices).  Rows are buffered QC_STATS_BLOCK at a time and folded in with
+ * one single-precision rank-k update (cblas_ssyrk) whose result is added to
+ * a double-precision accumulator, so memory does not grow with the number
+ * of rows and long sums keep double precision.
+ */
+#define QC_STATS_BLOCK 512
+/* an n x n real[] must fit one PostgreSQL array (134,217,727 elements) */
+#define QC_MAX_HESSIAN_FEATURES 11585
+#define QC_MAX_FEATURES ((int32_t) (QT_MAX_ELEMS))
+
+typedef struct QcStats
+{
+	int32_t		n;				/* features per row */
+	bool		hessian;		/* whether X^T X is kept */
+	int32_t		nbuf;			/* rows waiting in buf */
+	int64_t		nrows;			/* rows folded in so far, buffered ones included */
+	double	   *xtx;			/* [n][n] X^T X, upper triangle (j >= i) only; NULL without */
+	double	   *sum_abs;		/* [n] sum of |x| */
+	double	   *sum_sq;			/* [n] sum of x^2 */
+	float	   *max_abs;		/* [n] largest |x| */
+	float	   *buf;			/* [QC_STATS_BLOCK][n] rows not yet folded in */
+	float	   *tmp;			/* [n][n] one block's X^T X; NULL without hessian */
+} QcStats;
+
+/* NULL when out of memory (outside the server) */
+QcStats    *qc_stats_new(int32_t n, bool hessian);
+void		qc_stats_free(QcStats *s);
+/* nrows rows of s->n finite floats each */
+void		qc_stats_add(QcStats *s, const float *x, int64_t nrows);
+void		qc_stats_flush(QcStats *s);
+/* dst += src; the widths and hessian flags must agree */
+QtStatus	qc_stats_merge(QcStats *dst, QcStats *src, char *err);
+
+/* the serialized state: checked field by field when read back */
+size_t		qc_stats_serial_size(const QcStats *s);
+void		qc_stats_serialize(QcStats *s, uint8_t *out);
+QtStatus	qc_stats_deserialize(const uint8_t *in, size_t len, QcStats **out, char *err);
+
+/* X^T X as a full symmetric n x n float matrix */
+void		qc_stats_hessian(QcStats *s, float *out);
+
 #endif							/* PGQUANT_QCALIB_H */

@@ -1,6 +1,6 @@
 -- pgTAP: the public SQL API of pgquant (objects, signatures, labels, privileges, errors)
 BEGIN;
-SELECT plan(45);
+SELECT plan(61);
 
 SELECT has_extension('pgquant');
 SELECT has_type('qtensor');
@@ -38,6 +38,33 @@ SELECT is(
 	 WHERE p.pronamespace <> 'pgquant'::regnamespace OR p.proname = 'cuda_available'),
 	'cuda_available:r,dequantize:s,qtensor_in:s,qtensor_info:s,qtensor_out:s,qtensor_recv:s,qtensor_send:s,quant_error:s,quantize:s',
 	'parallel labels: everything safe but the GPU probe, which is restricted');
+SELECT is(
+	(SELECT string_agg(proname || ':' || proparallel::text, ',' ORDER BY proname COLLATE "C")
+	 FROM pg_proc WHERE pronamespace = 'pgquant'::regnamespace AND proname LIKE 'calibration\_%'),
+	'calibration_add:u,calibration_create:u,calibration_merge:u',
+	'functions that write calibration tables are parallel unsafe');
+
+-- calibration statistics: an aggregate, a composite type, two tables and their functions
+SELECT has_function('pgquant', 'activation_stats', ARRAY['real[]']);
+SELECT has_function('pgquant', 'activation_stats', ARRAY['real[]', 'boolean']);
+SELECT is_aggregate('pgquant', 'activation_stats', ARRAY['real[]']);
+SELECT ok((SELECT aggcombinefn <> 0 AND aggserialfn <> 0 AND aggdeserialfn <> 0 FROM pg_aggregate
+		   WHERE aggfnoid = 'pgquant.activation_stats(real[])'::regprocedure),
+	'activation_stats has combine, serialize and deserialize functions');
+SELECT has_type('pgquant', 'layer_stats', 'type pgquant.layer_stats exists');
+SELECT has_table('pgquant', 'calibration_sets', 'table pgquant.calibration_sets exists');
+SELECT has_table('pgquant', 'calibration_stats', 'table pgquant.calibration_stats exists');
+SELECT fk_ok('pgquant', 'calibration_stats', 'set_name', 'pgquant', 'calibration_sets', 'name');
+SELECT has_function('pgquant', 'calibration_create', ARRAY['text', 'text', 'text']);
+SELECT has_function('pgquant', 'calibration_add', ARRAY['text', 'text', 'real[]', 'boolean']);
+SELECT has_function('pgquant', 'calibration_merge', ARRAY['text', 'text', 'pgquant.layer_stats']);
+SELECT has_function('pgquant', 'layer_stats_merge', ARRAY['pgquant.layer_stats', 'pgquant.layer_stats']);
+SELECT volatility_is('pgquant', 'calibration_add', ARRAY['text', 'text', 'real[]', 'boolean'], 'volatile');
+SELECT volatility_is('pgquant', 'layer_stats_merge', ARRAY['pgquant.layer_stats', 'pgquant.layer_stats'], 'immutable');
+SELECT ok(ARRAY['pgquant.calibration_sets', 'pgquant.calibration_stats'] <@
+		  (SELECT array_agg(tbl) FROM pg_extension e, unnest(e.extconfig::regclass[]::text[]) tbl
+		   WHERE e.extname = 'pgquant'),
+	'pg_dump dumps the rows of the calibration tables (extension configuration tables)');
 
 -- the type's storage properties
 SELECT is((SELECT typalign::text || typstorage::text || typlen::text FROM pg_type WHERE typname = 'qtensor'),

@@ -302,10 +302,192 @@ test_hqq(void)
 	free(w);
 }
 
+/* the statistics of rows, in plain double-precision loops: the oracle */
+static void
+naive_stats(const float *x, int64_t nrows, int n, double *xtx, double *sum_abs, double *sum_sq, float *max_abs)
+{
+	memset(xtx, 0, sizeof(double) * n * n);
+	for (int j = 0; j < n; j++)
+	{
+		sum_abs[j] = sum_sq[j] = 0.0;
+		max_abs[j] = 0.0f;
+	}
+	for (int64_t r = 0; r < nrows; r++)
+		for (int i = 0; i < n; i++)
+		{
+			double		xi = x[r * n + i];
+
+			sum_abs[i] += fabs(xi);
+			sum_sq[i] += xi * xi;
+			if (fabsf(x[r * n + i]) > max_abs[i])
+				max_abs[i] = fabsf(x[r * n + i]);
+			for (int j = 0; j < n; j++)
+				xtx[i * n + j] += xi * x[r * n + j];
+		}
+}
+
+/* largest |a - b| / sqrt(b_ii b_jj) over the upper triangle, a scale-free distance for X^T X */
+static double
+xtx_distance(const double *a, const double *b, int n)
+{
+	double		worst = 0.0;
+
+	for (int i = 0; i < n; i++)
+		for (int j = i; j < n; j++)
+		{
+			double		d = fabs(a[i * n + j] - b[i * n + j]) / sqrt(b[i * n + i] * b[j * n + j]);
+
+			worst = d > worst ? d : worst;
+		}
+	return worst;
+}
+
+static bool
+channels_equal(const QcStats *a, const QcStats *b, double tol)
+{
+	for (int j = 0; j < a->n; j++)
+		if (fabs(a->sum_abs[j] - b->sum_abs[j]) > tol * b->sum_abs[j] ||
+			fabs(a->sum_sq[j] - b->sum_sq[j]) > tol * b->sum_sq[j] ||
+			a->max_abs[j] != b->max_abs[j])
+			return false;
+	return true;
+}
+
+static void
+test_stats(void)
+{
+	enum
+	{
+		N = 37, ROWS = 1500				/* three blocks of 512 rows, the last one partial */
+	};
+	float	   *x = malloc(sizeof(float) * ROWS * N);
+	double	   *xtx = malloc(sizeof(double) * N * N);
+	double		sum_abs[N],
+				sum_sq[N];
+	float		max_abs[N];
+	QcStats    *s,
+			   *a,
+			   *b,
+			   *c;
+	char		err[QT_ERRMSG_LEN];
+	bool		chan_ok = true;
+
+	/* columns of very different scales, and one that is always zero */
+	for (int64_t r = 0; r < ROWS; r++)
+		for (int j = 0; j < N; j++)
+			x[r * N + j] = j == 5 ? 0.0f : randn() * (j % 9 == 0 ? 30.0f : 1.0f) + (j == 7 ? 4.0f : 0.0f);
+	naive_stats(x, ROWS, N, xtx, sum_abs, sum_sq, max_abs);
+
+	s = qc_stats_new(N, true);
+	qc_stats_add(s, x, 700);
+	qc_stats_add(s, x + 700 * N, ROWS - 700);
+	qc_stats_flush(s);
+	for (int j = 0; j < N; j++)
+		chan_ok &= fabs(s->sum_abs[j] - sum_abs[j]) <= 1e-9 * sum_abs[j] &&
+			fabs(s->sum_sq[j] - sum_sq[j]) <= 1e-9 * sum_sq[j] && s->max_abs[j] == max_abs[j];
+	ok(s->nrows == ROWS && chan_ok, "stats: 1500 rows in two calls: row count and per-channel sums match the double oracle");
+	ok(xtx_distance(s->xtx, xtx, N) < 1e-6,
+	   "stats: X^T X over three ssyrk blocks within 1e-6 (scale-free) of the double oracle (%.2g)",
+	   xtx_distance(s->xtx, xtx, N));
+	ok(s->xtx[5 * N + 5] == 0.0 && s->sum_abs[5] == 0.0 && s->max_abs[5] == 0.0f,
+	   "stats: a channel that is always zero has zero statistics");
+
+	/* merging the statistics of two halves gives those of the whole */
+	a = qc_stats_new(N, true);
+	b = qc_stats_new(N, true);
+	qc_stats_add(a, x, 333);
+	qc_stats_add(b, x + 333 * N, ROWS - 333);
+	ok(qc_stats_merge(a, b, err) == QT_OK && a->nrows == ROWS && channels_equal(a, s, 1e-12) &&
+	   xtx_distance(a->xtx, xtx, N) < 1e-6,
+	   "stats: merge(first 333 rows, other 1167) equals the statistics of all 1500 rows");
+
+	/* serialize, deserialize: the same state, bit for bit */
+	{
+		size_t		sz = qc_stats_serial_size(s);
+		uint8_t    *buf = malloc(sz + 8);
+		bool		same;
+
+		qc_stats_serialize(s, buf);
+		same = qc_stats_deserialize(buf, sz, &c, err) == QT_OK && c->n == N && c->nrows == ROWS &&
+			c->hessian && channels_equal(c, s, 0.0);
+		for (int i = 0; same && i < N; i++)
+			same = memcmp(c->xtx + i * N + i, s->xtx + i * N + i, sizeof(double) * (N - i)) == 0;
+		ok(same, "stats: serialize then deserialize restores the state bit for bit (%zu bytes)", sz);
+		qc_stats_free(c);
+
+		/* every malformed state is rejected with a message, never read */
+		{
+			int			rejected = 0,
+						cases = 0;
+			uint8_t    *bad = malloc(sz + 8);
+			double		nan = NAN;
+			int32_t		big = QC_MAX_HESSIAN_FEATURES + 1,
+						neg = -1;
+			int64_t		negrows = -5;
+			float		negf = -1.0f;
+
+#define TRY_BAD(len, mutate) 			do { memcpy(bad, buf, sz); mutate; cases++; 				 if (qc_stats_deserialize(bad, (len), &c, err) != QT_OK && c == NULL && err[0]) rejected++; 				 else qc_stats_free(c); } while (0)
+			TRY_BAD(sz - 1, (void) 0);
+			TRY_BAD(sz + 8, (void) 0);
+			TRY_BAD(10, (void) 0);
+			TRY_BAD(sz, bad[0] ^= 1);	/* magic */
+			TRY_BAD(sz, bad[4] = 2);	/* version */
+			TRY_BAD(sz, bad[6] = 2);	/* unknown flag */
+			TRY_BAD(sz, bad[6] = 0);	/* no hessian flag: the length no longer matches */
+			TRY_BAD(sz, memcpy(bad + 8, &big, 4));
+			TRY_BAD(sz, memcpy(bad + 8, &neg, 4));
+			TRY_BAD(sz, bad[12] = 1);	/* reserved */
+			TRY_BAD(sz, memcpy(bad + 16, &negrows, 8));
+			TRY_BAD(sz, memcpy(bad + 24 + 8 * 3, &nan, 8));	/* sum_abs */
+			TRY_BAD(sz, memcpy(bad + 24 + 8 * N + 8 * 2, &nan, 8));	/* sum_sq */
+			TRY_BAD(sz, memcpy(bad + 24 + 16 * N + 4 * 9, &negf, 4));	/* max_abs */
+			TRY_BAD(sz, memcpy(bad + sz - 8, &nan, 8));	/* last X^T X entry */
+#undef TRY_BAD
+			ok(rejected == cases, "stats: %d of %d malformed serialized states rejected (truncated, padded, "
+			   "bad magic, version, flags, width, reserved, row count, NaN or negative values)", rejected, cases);
+			free(bad);
+		}
+		free(buf);
+	}
+
+	/* without X^T X: the same channel statistics, no hessian memory */
+	c = qc_stats_new(N, false);
+	qc_stats_add(c, x, ROWS);
+	ok(c->xtx == NULL && c->buf == NULL && channels_equal(c, s, 1e-12) &&
+	   qc_stats_serial_size(c) == 24 + 20 * N + 4,
+	   "stats: hessian => false keeps the per-channel statistics and allocates no n x n memory");
+	ok(qc_stats_merge(c, s, err) != QT_OK && strstr(err, "without") != NULL,
+	   "stats: merging states with and without X^T X is refused: %s", err);
+	qc_stats_free(c);
+	c = qc_stats_new(N + 1, true);
+	ok(qc_stats_merge(c, s, err) != QT_OK && strstr(err, "38 and 37") != NULL,
+	   "stats: merging states of different widths is refused: %s", err);
+	qc_stats_free(c);
+
+	/* the full symmetric matrix */
+	{
+		float	   *h = malloc(sizeof(float) * N * N);
+		bool		sym = true;
+
+		qc_stats_hessian(s, h);
+		for (int i = 0; i < N; i++)
+			for (int j = 0; j < N; j++)
+				sym &= h[i * N + j] == h[j * N + i] && h[i * N + j] == (float) s->xtx[(i < j ? i : j) * N + (i < j ? j : i)];
+		ok(sym, "stats: the output matrix is symmetric and equals the accumulator rounded to float");
+		free(h);
+	}
+	qc_stats_free(s);
+	qc_stats_free(a);
+	qc_stats_free(b);
+	free(x);
+	free(xtx);
+}
+
 int
 main(void)
 {
 	test_hqq();
+	test_stats();
 	printf("1..%d\n", n_tests);
 	return n_failed == 0 ? 0 : 1;
 }

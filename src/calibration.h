@@ -1,0 +1,33 @@
+/*
+ * calibration.h: what the PostgreSQL-facing calibration files share
+ * (calibration.c: statistics, quantize.c: the calibrated methods).
+ */
+#ifndef PGQUANT_CALIBRATION_H
+#define PGQUANT_CALIBRATION_H
+
+#include "pgquant.h"
+
+#include "access/htup_details.h"
+#include "utils/array.h"
+
+/*
+ * A pgquant.layer_stats value taken apart and checked: the arrays have the
+ * declared shapes, no NULL elements, finite values, non-negative channel
+ * statistics.  The pointers point into the (detoasted) arrays.
+ */
+typedef struct PgqLayerStats
+{
+	int32		n;				/* in_features */
+	int64		nrows;
+	const float *hessian;		/* [n][n] X^T X, or NULL when not collected */
+	const float *mean_abs;		/* [n] */
+	const float *max_abs;		/* [n] */
+	const double *sum_sq;		/* [n] */
+} PgqLayerStats;
+
+void		PgqLayerStatsFromTuple(HeapTupleHeader t, PgqLayerStats *out);
+
+/* a zeroed float4/float8 array of the given shape to fill in place */
+ArrayType  *PgqNewArray(Oid elemtype, int ndim, const int *dims);
+
+#endif							/* PGQUANT_CALIBRATION_H */
