@@ -10,7 +10,7 @@ SQL_PARTS = $(sort $(wildcard control/parts/*.sql))
 DATA_built = pgquant--$(EXTVERSION).sql
 DATA = $(wildcard control/pgquant--*--*.sql)
 # PGXS installs the control file from the top directory: build a copy there
-EXTRA_CLEAN = pgquant.control tests/unit/test_qformat tests/bench/bench_qtensor results regression.diffs regression.out
+EXTRA_CLEAN = pgquant.control tests/unit/test_qformat tests/unit/test_pq tests/bench/bench_qtensor results regression.diffs regression.out
 
 # init defines the helpers the other files use, so it runs first
 REGRESS = init $(filter-out init,$(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql))))
@@ -47,8 +47,14 @@ tests/unit/test_qformat: tests/unit/test_qformat.c $(UNIT_SRCS) src/qformat.h sr
 	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Isrc -o $@ tests/unit/test_qformat.c $(UNIT_SRCS) -lm
 
 .PHONY: unit
-unit: tests/unit/test_qformat
+unit: tests/unit/test_qformat tests/unit/test_pq
 	tests/unit/test_qformat
+	tests/unit/test_pq
+
+# k-means, PQ and RVQ (floor 1) against their references
+PQ_UNIT_SRCS = src/qformat.c src/kmeans.c src/pq.c
+tests/unit/test_pq: tests/unit/test_pq.c $(PQ_UNIT_SRCS) src/kmeans.h src/pq.h src/qformat.h
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Isrc -o $@ tests/unit/test_pq.c $(PQ_UNIT_SRCS) -lopenblas -lm
 
 # throughput benchmark of the format code against memcpy (docs/benchmarks.md)
 tests/bench/bench_qtensor: tests/bench/bench_qtensor.c $(UNIT_SRCS) src/qformat.h src/quant.h
