@@ -10,7 +10,7 @@ SQL_PARTS = $(sort $(wildcard control/parts/*.sql))
 DATA_built = pgquant--$(EXTVERSION).sql
 DATA = $(wildcard control/pgquant--*--*.sql)
 # PGXS installs the control file from the top directory: build a copy there
-EXTRA_CLEAN = pgquant.control tests/unit/test_qformat tests/bench/bench_qtensor results regression.diffs regression.out
+EXTRA_CLEAN = pgquant.control tests/unit/test_qformat tests/unit/test_qgemv tests/bench/bench_qtensor tests/bench/bench_qgemv results regression.diffs regression.out
 
 # init defines the helpers the other files use, so it runs first
 REGRESS = init $(filter-out init,$(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql))))
@@ -46,14 +46,25 @@ UNIT_SRCS = src/qformat.c src/qdecode.c src/quant.c src/quant_rtn.c src/quant_nf
 tests/unit/test_qformat: tests/unit/test_qformat.c $(UNIT_SRCS) src/qformat.h src/quant.h
 	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Isrc -o $@ tests/unit/test_qformat.c $(UNIT_SRCS) -lm
 
+# the quantized GEMV/GEMM of every instruction set against the reference (inference)
+QGEMV_SRCS = $(UNIT_SRCS) src/qgemv.c src/qgemv_x86.c
+tests/unit/test_qgemv: tests/unit/test_qgemv.c $(QGEMV_SRCS) src/qformat.h src/quant.h src/qgemv.h
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Isrc -o $@ tests/unit/test_qgemv.c $(QGEMV_SRCS) -lopenblas -lm
+
 .PHONY: unit
-unit: tests/unit/test_qformat
+unit: tests/unit/test_qformat tests/unit/test_qgemv
 	tests/unit/test_qformat
+	tests/unit/test_qgemv
 
 # throughput benchmark of the format code against memcpy (docs/benchmarks.md)
 tests/bench/bench_qtensor: tests/bench/bench_qtensor.c $(UNIT_SRCS) src/qformat.h src/quant.h
 	$(CC) -std=gnu11 -O2 -Wall -Isrc -o $@ tests/bench/bench_qtensor.c $(UNIT_SRCS) -lm
 
+# quantized GEMV/GEMM against OpenBLAS and memory bandwidth (docs/benchmarks.md)
+tests/bench/bench_qgemv: tests/bench/bench_qgemv.c $(QGEMV_SRCS) src/qformat.h src/quant.h src/qgemv.h
+	$(CC) -std=gnu11 -O2 -Wall -Isrc -o $@ tests/bench/bench_qgemv.c $(QGEMV_SRCS) -lopenblas -lm
+
 .PHONY: bench
-bench: tests/bench/bench_qtensor
+bench: tests/bench/bench_qtensor tests/bench/bench_qgemv
 	tests/bench/bench_qtensor
+	tests/bench/bench_qgemv
