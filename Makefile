@@ -10,7 +10,7 @@ SQL_PARTS = $(sort $(wildcard control/parts/*.sql))
 DATA_built = pgquant--$(EXTVERSION).sql
 DATA = $(wildcard control/pgquant--*--*.sql)
 # PGXS installs the control file from the top directory: build a copy there
-EXTRA_CLEAN = pgquant.control $(UNIT_TESTS) $(UNIT_TESTS:=_san) tests/bench/bench_qtensor results regression.diffs regression.out
+EXTRA_CLEAN = pgquant.control $(UNIT_TESTS) $(UNIT_TESTS:=_san) tests/bench/bench_qtensor tests/bench/bench_qgemv results regression.diffs regression.out
 
 # init defines the helpers the other files use, so it runs first
 REGRESS = init $(filter-out init,$(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql))))
@@ -42,9 +42,9 @@ clean: cuda-clean
 uninstall: cuda-uninstall
 
 # C unit tests, run outside the server (TAP output). Floor-1 sources are the
-# src/*.c files that include no PostgreSQL header; every tests/unit/test_*.c is
-# linked with all of them.
-FLOOR1_SRCS = $(sort $(shell grep -L -e '"pgquant.h"' -e '"postgres.h"' src/*.c))
+# src/*.c files that compile without PostgreSQL's headers (checked by preprocessing
+# each one without them); every tests/unit/test_*.c is linked with all of them.
+FLOOR1_SRCS := $(sort $(shell for f in src/*.c; do $(CC) -Isrc -MM "$$f" >/dev/null 2>&1 && echo "$$f"; done))
 UNIT_TESTS = $(patsubst %.c,%,$(sort $(wildcard tests/unit/test_*.c)))
 UNIT_LIBS = -llapacke -lopenblas -lm
 # and once more under AddressSanitizer and UndefinedBehaviorSanitizer
@@ -67,6 +67,11 @@ unit-sanitize: $(UNIT_TESTS:=_san)
 tests/bench/bench_qtensor: tests/bench/bench_qtensor.c $(FLOOR1_SRCS) $(wildcard src/*.h)
 	$(CC) -std=gnu11 -O2 -Wall -Isrc -o $@ $< $(FLOOR1_SRCS) $(UNIT_LIBS)
 
+# quantized GEMV/GEMM against OpenBLAS and memory bandwidth (docs/benchmarks.md)
+tests/bench/bench_qgemv: tests/bench/bench_qgemv.c $(FLOOR1_SRCS) $(wildcard src/*.h)
+	$(CC) -std=gnu11 -O2 -Wall -Isrc -o $@ $< $(FLOOR1_SRCS) $(UNIT_LIBS)
+
 .PHONY: bench
-bench: tests/bench/bench_qtensor
+bench: tests/bench/bench_qtensor tests/bench/bench_qgemv
 	tests/bench/bench_qtensor
+	tests/bench/bench_qgemv

@@ -50,6 +50,7 @@ _PG_init(void)
 	/* each area defines its settings here, before the prefix is reserved */
 	/* -- area init calls (one line each) -- */
 	PgqCalibInit();
+	PgqInferInit();
 
 	MarkGUCPrefixReserved("pgquant");
 }

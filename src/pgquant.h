@@ -32,5 +32,6 @@ void		PgqGpuDequantize(const QtHeader *q, const QtLayout *l, float *out);
 
 /* area init functions called by _PG_init (one line each) */
 void		PgqCalibInit(void);
+void		PgqInferInit(void);
 
 #endif							/* PGQUANT_H */

@@ -77,3 +77,30 @@ CREATE FUNCTION pgquant.import_safetensors(model text, file bytea, arch text DEF
 	AS 'MODULE_PATHNAME', 'pgquant_import_safetensors' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION pgquant.import_safetensors(text, bytea, text, jsonb) IS
 	'store the F32/F16/BF16 tensors of a safetensors file as a model; config is merged over the file''s metadata; returns the number of tensors';
+
+-- quantized linear layers (src/qlinear.c, src/qgemv.c) ---------------------
+
+CREATE FUNCTION qlinear(x real[], w qtensor, bias real[] DEFAULT NULL) RETURNS real[]
+	AS 'MODULE_PATHNAME', 'pgquant_qlinear' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION qlinear(real[], qtensor, real[]) IS
+	'y = W x + bias for a quantized W [out, in] and a vector x of in elements; NULL when x or w is NULL';
+
+CREATE FUNCTION qmatmul(xs real[], w qtensor, bias real[] DEFAULT NULL) RETURNS real[]
+	AS 'MODULE_PATHNAME', 'pgquant_qmatmul' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION qmatmul(real[], qtensor, real[]) IS
+	'Y = X W^T + bias for a batch X [batch, in] and a quantized W [out, in]; returns [batch, out]';
+
+CREATE FUNCTION pgquant.linear(model text, tensor text, x real[], bias real[] DEFAULT NULL) RETURNS real[]
+	AS 'MODULE_PATHNAME', 'pgquant_linear' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION pgquant.linear(text, text, real[], real[]) IS
+	'y = W x + bias with the stored tensor W of a model (quantized q when present, else data), cached per backend';
+
+CREATE FUNCTION pgquant.tensor_cache(OUT tensors bigint, OUT bytes bigint, OUT tokenizers bigint) RETURNS record
+	AS 'MODULE_PATHNAME', 'pgquant_tensor_cache' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION pgquant.tensor_cache() IS
+	'what this backend''s cache of decoded model tensors holds: entries, bytes, tokenizers';
+
+CREATE FUNCTION pgquant.cpu_kernels() RETURNS text[]
+	AS 'MODULE_PATHNAME', 'pgquant_cpu_kernels' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION pgquant.cpu_kernels() IS
+	'the kernel sets (values of pgquant.cpu_kernels) this CPU supports, best first';

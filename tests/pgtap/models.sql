@@ -2,7 +2,7 @@
 -- Reads the files on the server from the directory in pgquant_test.data_dir; without it the
 -- real-data tests skip.
 BEGIN;
-SELECT plan(22);
+SELECT plan(23);
 
 SELECT has_table('pgquant', 'models', 'table pgquant.models exists');
 SELECT has_table('pgquant', 'tensors', 'table pgquant.tensors exists');
@@ -13,9 +13,17 @@ SELECT is(
 	(SELECT string_agg(p.proname || ':' || p.provolatile::text || p.proparallel::text || CASE WHEN p.proisstrict THEN ':strict' ELSE '' END,
 					   ',' ORDER BY p.proname COLLATE "C")
 	 FROM pg_proc p WHERE p.pronamespace = 'pgquant'::regnamespace
-	 AND p.proname IN ('import_llama2c', 'import_safetensors', 'numel', 'qtensor_numel')),
-	'import_llama2c:vu,import_safetensors:vu,numel:is:strict,qtensor_numel:is:strict',
-	'labels: importers volatile and parallel unsafe (they write), helpers immutable, safe and strict');
+	 AND p.proname IN ('import_llama2c', 'import_safetensors', 'numel', 'qtensor_numel', 'linear',
+					   'tensor_cache', 'cpu_kernels')),
+	'cpu_kernels:ss:strict,import_llama2c:vu,import_safetensors:vu,linear:ss,numel:is:strict,qtensor_numel:is:strict,tensor_cache:vr',
+	'labels: importers write (volatile, unsafe); linear reads tables (stable); helpers immutable');
+SELECT is(
+	(SELECT string_agg(p.proname || ':' || p.provolatile::text || p.proparallel::text, ',' ORDER BY p.proname COLLATE "C")
+	 FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass
+	 JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'pgquant'
+	 WHERE p.proname IN ('qlinear', 'qmatmul')),
+	'qlinear:ss,qmatmul:ss',
+	'qlinear and qmatmul are stable (results follow pgquant.cpu_kernels) and parallel safe');
 SELECT is((SELECT array_agg(c.relname::text ORDER BY c.relname) FROM pg_extension e, unnest(e.extconfig) r(oid)
 		   JOIN pg_class c ON c.oid = r.oid WHERE e.extname = 'pgquant'),
 	ARRAY['models', 'tensors', 'tokens'], 'the model tables are configuration tables: pg_dump dumps their rows');
