@@ -30,12 +30,14 @@ SELECT volatility_is('pgquant', 'cuda_available', ARRAY[]::text[], 'volatile');
 SELECT isnt_strict('quantize', ARRAY['real[]', 'text', 'integer', 'integer', 'boolean']);
 SELECT is_strict('dequantize', ARRAY['qtensor']);
 SELECT is_strict('qtensor_info', ARRAY['qtensor']);
+-- (listed are the functions that are not parallel safe)
 SELECT is(
 	(SELECT string_agg(proname || ':' || proparallel::text, ',' ORDER BY proname COLLATE "C")
 	 FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass
-	 JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'pgquant'),
-	'cuda_available:r,dequantize:s,qtensor_in:s,qtensor_info:s,qtensor_out:s,qtensor_recv:s,qtensor_send:s,quant_error:s,quantize:s',
-	'parallel labels: everything safe but the GPU probe, which is restricted');
+	 JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'pgquant'
+	 WHERE p.proparallel <> 's'),
+	'cuda_available:r,pq_register:u,pq_register:u',
+	'parallel labels: everything safe but the GPU probe (restricted) and codebook registration (unsafe: it writes)');
 
 -- the type's storage properties
 SELECT is((SELECT typalign::text || typstorage::text || typlen::text FROM pg_type WHERE typname = 'qtensor'),
