@@ -30,6 +30,7 @@ SELECT volatility_is('pgquant', 'cuda_available', ARRAY[]::text[], 'volatile');
 SELECT isnt_strict('quantize', ARRAY['real[]', 'text', 'integer', 'integer', 'boolean']);
 SELECT is_strict('dequantize', ARRAY['qtensor']);
 SELECT is_strict('qtensor_info', ARRAY['qtensor']);
+-- (listed are the functions that are not parallel safe)
 SELECT is(
 	(SELECT string_agg(proname || ':' || proparallel::text, ',' ORDER BY proname COLLATE "C")
 	 FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass

@@ -9,6 +9,7 @@
 
 #include "kmeans.h"
 #include "pq.h"
+#include "pqformat.h"
 
 /* named limits */
 #define NEAR_TIE_REL	1e-4	/* fast and reference assignments may differ only on ties this close */
@@ -571,6 +572,84 @@ test_distances(void)
 	ok(qt_l2_sq(a, b, 7) == 112.0f && qt_dot(a, b, 7) == 84.0f, "l2_sq and dot on a 7-vector (tail loop)");
 }
 
+static void
+test_formats(void)
+{
+	char		err[QT_ERRMSG_LEN];
+	QtCbHeader	h = {0};
+	size_t		total = 0;
+	uint8_t		wire[QT_CB_WIRE_HEADER_SIZE];
+	QtCbHeader	back = {0};
+	uint8_t		code[64],
+				codes[3] = {0x21, 0x43, 0x05},
+				wcode[64],
+				rt[64];
+	QtPqcode	c;
+	float		f[3] = {1.5f, -0.0f, 3.25e-5f},
+				g[3];
+	uint8_t		fb[12];
+
+	h.version = QT_CB_VERSION;
+	h.kind = QT_CB_PQ;
+	h.nbits = 8;
+	h.dim = 128;
+	h.m = 16;
+	ok(qt_cb_check_header(&h, &total, err) == QT_OK && total == 32 + 4 * 256 * 128,
+	   "codebook header: PQ 128 dims, m 16, 8 bits is 131,104 bytes");
+	h.reserved2 = 1;
+	ok(qt_cb_check_header(&h, &total, err) == QT_EINVAL, "codebook header: reserved fields must be zero");
+	h.reserved2 = 0;
+	h.version = 2;
+	ok(qt_cb_check_header(&h, &total, err) == QT_EINVAL, "codebook header: unknown version rejected");
+	h.version = QT_CB_VERSION;
+	h.kind = QT_CB_RVQ;
+	h.m = 64;
+	h.dim = 16000;
+	ok(qt_cb_check_header(&h, &total, err) == QT_OK && total == 32 + (size_t) 4 * 64 * 256 * 16000 &&
+	   total <= QT_MAX_BYTES, "codebook header: the largest RVQ (64 levels x 256 x 16000) still fits 1 GB");
+	h.kind = 3;
+	ok(qt_cb_check_header(&h, &total, err) == QT_EINVAL, "codebook header: unknown kind rejected");
+
+	h.kind = QT_CB_RVQ;
+	h.m = 4;
+	h.dim = 96;
+	qt_cb_header_to_wire(&h, wire);
+	qt_cb_header_from_wire(&back, wire);
+	ok(wire[4] == 0 && wire[7] == 96 && wire[11] == 4 && back.dim == 96 && back.m == 4 &&
+	   back.kind == QT_CB_RVQ && back.nbits == 8, "codebook wire header: big-endian and round-trips");
+	qt_floats_to_be(f, 3, fb);
+	qt_floats_from_be(fb, 3, g);
+	ok(fb[0] == 0x3f && fb[1] == 0xc0 && memcmp(f, g, sizeof(f)) == 0 && signbit(g[1]),
+	   "floats to and from big-endian, bit for bit (negative zero kept)");
+
+	/* pqcode: PQ m = 5 x 4 bits = 3 code bytes, the last nibble unused */
+	qt_pqcode_write(code, QT_CB_PQ, 5, 4, 0x0123456789abcdefULL, 0, codes);
+	ok(qt_pqcode_parse(code, qt_pqcode_size(QT_CB_PQ, 5, 4), &c, err) == QT_OK &&
+	   c.m == 5 && c.nbits == 4 && c.id == 0x0123456789abcdefULL && c.code_size == 3 &&
+	   qt_code_at(c.codes, 4, 4) == 5, "pqcode: write then parse (PQ, 5 x 4 bits)");
+	code[QT_PQCODE_HEADER_SIZE + 2] = 0x15;
+	ok(qt_pqcode_parse(code, qt_pqcode_size(QT_CB_PQ, 5, 4), &c, err) == QT_EINVAL,
+	   "pqcode: bits after the last code must be zero");
+	code[QT_PQCODE_HEADER_SIZE + 2] = 0x05;
+	ok(qt_pqcode_parse(code, qt_pqcode_size(QT_CB_PQ, 5, 4) + 1, &c, err) == QT_EINVAL &&
+	   qt_pqcode_parse(code, 8, &c, err) == QT_EINVAL, "pqcode: wrong lengths rejected");
+	qt_pqcode_to_wire(code, qt_pqcode_size(QT_CB_PQ, 5, 4), wcode);
+	qt_pqcode_from_wire(wcode, qt_pqcode_size(QT_CB_PQ, 5, 4), rt);
+	ok(wcode[5] == 5 && wcode[8] == 0x01 && wcode[15] == 0xef &&
+	   memcmp(rt, code, qt_pqcode_size(QT_CB_PQ, 5, 4)) == 0, "pqcode wire form: m and id big-endian, round-trips");
+
+	/* RVQ code with its norm */
+	qt_pqcode_write(code, QT_CB_RVQ, 2, 8, 42, 2.5f, codes);
+	qt_pqcode_to_wire(code, qt_pqcode_size(QT_CB_RVQ, 2, 8), wcode);
+	qt_pqcode_from_wire(wcode, qt_pqcode_size(QT_CB_RVQ, 2, 8), rt);
+	ok(qt_pqcode_parse(rt, qt_pqcode_size(QT_CB_RVQ, 2, 8), &c, err) == QT_OK && c.norm == 2.5f &&
+	   wcode[16] == 0x40 && wcode[17] == 0x20, "pqcode: RVQ norm stored, big-endian on the wire");
+	f[0] = -1;
+	memcpy(code + QT_PQCODE_HEADER_SIZE, f, 4);
+	ok(qt_pqcode_parse(code, qt_pqcode_size(QT_CB_RVQ, 2, 8), &c, err) == QT_EINVAL,
+	   "pqcode: a negative RVQ norm is rejected");
+}
+
 int
 main(void)
 {
@@ -581,6 +660,7 @@ main(void)
 	test_pq();
 	test_rvq();
 	test_distances();
+	test_formats();
 	printf("1..%d\n", n_tests);
 	if (n_failed)
 		fprintf(stderr, "# %d of %d tests failed\n", n_failed, n_tests);
