@@ -10,7 +10,7 @@ SQL_PARTS = $(sort $(wildcard control/parts/*.sql))
 DATA_built = pgquant--$(EXTVERSION).sql
 DATA = $(wildcard control/pgquant--*--*.sql)
 # PGXS installs the control file from the top directory: build a copy there
-EXTRA_CLEAN = pgquant.control tests/unit/test_qformat tests/unit/test_qgemv tests/bench/bench_qtensor tests/bench/bench_qgemv results regression.diffs regression.out
+EXTRA_CLEAN = pgquant.control tests/unit/test_qformat tests/unit/test_qgemv tests/unit/test_llama tests/bench/bench_qtensor tests/bench/bench_qgemv results regression.diffs regression.out
 
 # init defines the helpers the other files use, so it runs first
 REGRESS = init $(filter-out init,$(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql))))
@@ -51,10 +51,16 @@ QGEMV_SRCS = $(UNIT_SRCS) src/qgemv.c src/qgemv_x86.c
 tests/unit/test_qgemv: tests/unit/test_qgemv.c $(QGEMV_SRCS) src/qformat.h src/quant.h src/qgemv.h
 	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Isrc -o $@ tests/unit/test_qgemv.c $(QGEMV_SRCS) -lopenblas -lm
 
+# tokenizer, forward pass and llama2.c parser; with the data directory, the stories260K checks
+LLAMA_SRCS = $(QGEMV_SRCS) src/llama.c src/llama2c.c src/tokenizer.c
+tests/unit/test_llama: tests/unit/test_llama.c $(LLAMA_SRCS) src/llama.h src/llama2c.h src/tokenizer.h src/qgemv.h
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Isrc -o $@ tests/unit/test_llama.c $(LLAMA_SRCS) -lopenblas -lm
+
 .PHONY: unit
-unit: tests/unit/test_qformat tests/unit/test_qgemv
+unit: tests/unit/test_qformat tests/unit/test_qgemv tests/unit/test_llama
 	tests/unit/test_qformat
 	tests/unit/test_qgemv
+	tests/unit/test_llama
 
 # throughput benchmark of the format code against memcpy (docs/benchmarks.md)
 tests/bench/bench_qtensor: tests/bench/bench_qtensor.c $(UNIT_SRCS) src/qformat.h src/quant.h
