@@ -35,6 +35,7 @@ typedef struct PgqTokens
 	char	  **pieces;			/* NUL-terminated copies; lens[i] bytes each */
 	int		   *lens;
 	float	   *scores;
+	int		   *sorted;			/* ids sorted by piece (tokenizer.h bpe_sort) */
 } PgqTokens;
 
 extern int	pgquant_tensor_cache_mb;

@@ -44,6 +44,7 @@
 #include "utils/snapmgr.h"
 
 #include "models.h"
+#include "tokenizer.h"
 
 /* pgquant.tensor_cache_size, in MB */
 int			pgquant_tensor_cache_mb = 256;
@@ -475,6 +476,20 @@ PgqGetTokens(const char *model)
 		e->cxt = AllocSetContextCreate(cache_cxt, "pgquant tokenizer", ALLOCSET_DEFAULT_SIZES);
 		memset(&e->tokens, 0, sizeof(e->tokens));
 		e->fingerprint = scan_tokens(model, &e->tokens, e->cxt);
+		if (e->tokens.n > 0)
+		{
+			/* the lookup index of the BPE encoder */
+			BpeVocab	v;
+
+			e->tokens.sorted = MemoryContextAlloc(e->cxt, sizeof(int) * e->tokens.n);
+			v.n = e->tokens.n;
+			v.pieces = e->tokens.pieces;
+			v.lens = e->tokens.lens;
+			v.scores = e->tokens.scores;
+			v.max_len = e->tokens.max_len;
+			v.sorted = e->tokens.sorted;
+			bpe_sort(&v);
+		}
 	}
 	PG_CATCH();
 	{

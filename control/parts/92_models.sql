@@ -104,3 +104,124 @@ CREATE FUNCTION pgquant.cpu_kernels() RETURNS text[]
 	AS 'MODULE_PATHNAME', 'pgquant_cpu_kernels' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION pgquant.cpu_kernels() IS
 	'the kernel sets (values of pgquant.cpu_kernels) this CPU supports, best first';
+
+-- the whole model: generation, perplexity, tokenizer (src/infer.c, src/llama.c) --
+
+CREATE FUNCTION pgquant.generate(model text, prompt text DEFAULT '', max_tokens integer DEFAULT 256,
+								 temperature double precision DEFAULT 0, seed bigint DEFAULT NULL,
+								 top_p double precision DEFAULT 1)
+	RETURNS text
+	AS 'MODULE_PATHNAME', 'pgquant_generate' LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION pgquant.generate(text, text, integer, double precision, bigint, double precision) IS
+	'the prompt and up to max_tokens tokens generated after it: greedy at temperature 0, else sampled (top_p nucleus; seed makes it repeatable)';
+
+CREATE FUNCTION pgquant.perplexity(model text, input text,
+								   OUT nats_per_token double precision, OUT perplexity double precision,
+								   OUT tokens integer)
+	RETURNS record
+	AS 'MODULE_PATHNAME', 'pgquant_perplexity' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION pgquant.perplexity(text, text) IS
+	'mean negative log-likelihood of the text''s tokens after BOS (nats per token), its exponential, and the number of tokens scored';
+
+CREATE FUNCTION pgquant.tokenize(model text, input text, bos boolean DEFAULT true) RETURNS integer[]
+	AS 'MODULE_PATHNAME', 'pgquant_tokenize' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION pgquant.tokenize(text, text, boolean) IS
+	'token ids of a text under the model''s BPE tokenizer (with BOS = 1 first unless bos is false)';
+
+CREATE FUNCTION pgquant.detokenize(model text, tokens integer[]) RETURNS text
+	AS 'MODULE_PATHNAME', 'pgquant_detokenize' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION pgquant.detokenize(text, integer[]) IS
+	'the text of token ids under the model''s tokenizer (BOS and EOS have none)';
+
+-- quantizing a whole model, with a report per tensor ---------------------------
+
+CREATE TABLE pgquant.quantization_report (
+	model text NOT NULL REFERENCES pgquant.models (name) ON UPDATE CASCADE ON DELETE CASCADE,
+	tensor text NOT NULL,
+	method text NOT NULL,
+	bits integer NOT NULL,
+	group_size integer,
+	sym boolean NOT NULL,
+	shape integer[] NOT NULL,
+	rel_error double precision NOT NULL,
+	max_abs_error double precision NOT NULL,
+	bytes bigint NOT NULL,
+	source_bytes bigint NOT NULL,
+	millis double precision NOT NULL,
+	created timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (model, tensor)
+);
+COMMENT ON TABLE pgquant.quantization_report IS
+	'one row per tensor quantized by pgquant.quantize_model: method, errors against the source, sizes, time taken';
+COMMENT ON COLUMN pgquant.quantization_report.rel_error IS '||W - dequantize(Q)||_F / ||W||_F';
+COMMENT ON COLUMN pgquant.quantization_report.bytes IS 'bytes of the qtensor';
+COMMENT ON COLUMN pgquant.quantization_report.source_bytes IS 'bytes of the source values as fp32';
+COMMENT ON COLUMN pgquant.quantization_report.millis IS 'milliseconds quantize() took for this tensor';
+SELECT pg_catalog.pg_extension_config_dump('pgquant.quantization_report', '');
+
+CREATE FUNCTION pgquant.quantize_model(source text, target text, method text DEFAULT 'rtn',
+									   bits integer DEFAULT 4, group_size integer DEFAULT NULL,
+									   sym boolean DEFAULT false, include_embeddings boolean DEFAULT false)
+	RETURNS integer
+	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+	SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+	src pgquant.models;
+	t record;
+	q @extschema@.qtensor;
+	t0 timestamptz;
+	ms double precision;
+	e record;
+	n integer := 0;
+BEGIN
+	IF source IS NULL OR target IS NULL OR method IS NULL OR bits IS NULL OR sym IS NULL
+		OR include_embeddings IS NULL THEN
+		RAISE EXCEPTION 'quantize_model arguments must not be NULL (group_size may be)'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	SELECT * INTO src FROM pgquant.models WHERE name = source;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'model "%" does not exist', source USING ERRCODE = 'undefined_object';
+	END IF;
+	IF EXISTS (SELECT 1 FROM pgquant.models WHERE name = target) THEN
+		RAISE EXCEPTION 'model "%" already exists', target USING ERRCODE = 'unique_violation',
+			HINT = 'Delete it first or choose another name.';
+	END IF;
+	INSERT INTO pgquant.models (name, arch, config, parent, description)
+	VALUES (target, src.arch,
+			src.config || jsonb_build_object('quantization', jsonb_build_object(
+				'method', method, 'bits', bits, 'group_size', group_size, 'sym', sym,
+				'include_embeddings', include_embeddings)),
+			source, format('%s quantized with %s at %s bits', source, method, bits));
+	INSERT INTO pgquant.tokens (model, id, piece, score)
+	SELECT target, k.id, k.piece, k.score FROM pgquant.tokens k WHERE k.model = source;
+
+	-- matrices become qtensors; vectors, RoPE tables and (by default) embeddings stay as they are
+	FOR t IN SELECT * FROM pgquant.tensors s WHERE s.model = source ORDER BY s.name LOOP
+		IF t.data IS NOT NULL AND cardinality(t.shape) = 2
+			AND t.name NOT IN ('freq_cis_real', 'freq_cis_imag')
+			AND (include_embeddings OR t.name NOT IN ('tok_embeddings', 'output')) THEN
+			t0 := clock_timestamp();
+			q := @extschema@.quantize(t.data, method, bits, group_size, sym);
+			ms := extract(epoch FROM clock_timestamp() - t0) * 1000;
+			e := @extschema@.quant_error(t.data, q);
+			INSERT INTO pgquant.tensors (model, name, shape, dtype, data, q)
+			VALUES (target, t.name, t.shape, 'qtensor', NULL, q);
+			INSERT INTO pgquant.quantization_report
+				(model, tensor, method, bits, group_size, sym, shape, rel_error, max_abs_error, bytes,
+				 source_bytes, millis)
+			VALUES (target, t.name, method, bits, (@extschema@.qtensor_info(q)).group_size, sym, t.shape,
+					e.rel_error, e.max_abs_error, (@extschema@.qtensor_info(q)).bytes,
+					4 * pgquant.numel(t.shape), ms);
+			n := n + 1;
+		ELSE
+			INSERT INTO pgquant.tensors (model, name, shape, dtype, data, q)
+			VALUES (target, t.name, t.shape, t.dtype, t.data, t.q);
+		END IF;
+	END LOOP;
+	RETURN n;
+END
+$fn$;
+COMMENT ON FUNCTION pgquant.quantize_model(text, text, text, integer, integer, boolean, boolean) IS
+	'copy a model into a new one whose matrices (embeddings only if asked) are quantized with quantize(); one pgquant.quantization_report row per matrix; returns how many';

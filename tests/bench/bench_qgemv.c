@@ -16,6 +16,7 @@
  * counts the qtensor's bytes (codes, scales, zero points) read once.
  *
  * Usage: bench_qgemv [rows cols reps]
+ *        bench_qgemv loop ROWS COLS N      (see loop_mode)
  */
 #include <cblas.h>
 #include <math.h>
@@ -111,6 +112,8 @@ read_pass(const float *a, size_t n)
 	}
 }
 
+static int	bench(int argc, char **argv);
+
 typedef struct Fmt
 {
 	const char *name;
@@ -119,8 +122,61 @@ typedef struct Fmt
 				gs;
 } Fmt;
 
+/*
+ * "loop ROWS COLS N": the raw kernel loop the SQL benchmark (bench_infer.sql)
+ * is compared with: N products y = W x with N distinct x, W a ROWS x COLS
+ * matrix at 4 bits (rtn, groups of 128), with the best kernel set; prints
+ * the median over 5 loops, in microseconds per product.
+ */
+static int
+loop_mode(int rows, int cols, int nvec)
+{
+	size_t		n = (size_t) rows * cols;
+	float	   *w = malloc(n * sizeof(float));
+	float	   *X = malloc(sizeof(float) * (size_t) cols * nvec);
+	float	   *y = malloc(sizeof(float) * rows);
+	QtSpec		spec = {QT_METHOD_RTN, 4, 128, false};
+	QtHeader	h;
+	QtLayout	l;
+	char		err[QT_ERRMSG_LEN];
+	uint8_t    *buf;
+	void	   *work;
+	double		t[5];
+
+	qk_init();
+	for (size_t i = 0; i < n; i++)
+		w[i] = 0.02f * gauss();
+	for (size_t i = 0; i < (size_t) cols * nvec; i++)
+		X[i] = gauss();
+	if (qt_plan(&spec, w, rows, cols, false, &h, &l, err) != QT_OK)
+		return 1;
+	buf = calloc(1, l.total);
+	memcpy(buf, &h, sizeof(h));
+	qt_encode(w, buf, &l);
+	work = aligned_alloc(64, (qk_work_bytes(&h, &l, 1) + 63) & ~(size_t) 63);
+	for (int r = 0; r < 5; r++)
+	{
+		double		t0 = now();
+
+		for (int i = 0; i < nvec; i++)
+			qk_gemv(QK_ISA_COUNT, buf, &l, X + (size_t) i * cols, y, work);
+		t[r] = now() - t0;
+	}
+	printf("raw kernel loop: %d x %d W4 g128 (%s), %d products: %.3f ms, %.2f us per product\n",
+		   rows, cols, qk_isa_name(qk_isa_active()), nvec, median(t, 5) * 1e3, median(t, 5) * 1e6 / nvec);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
+{
+	if (argc == 5 && strcmp(argv[1], "loop") == 0)
+		return loop_mode(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
+	return bench(argc, argv);
+}
+
+static int
+bench(int argc, char **argv)
 {
 	int			rows = argc > 1 ? atoi(argv[1]) : 4096;
 	int			cols = argc > 2 ? atoi(argv[2]) : 4096;

@@ -14,9 +14,11 @@ SELECT is(
 					   ',' ORDER BY p.proname COLLATE "C")
 	 FROM pg_proc p WHERE p.pronamespace = 'pgquant'::regnamespace
 	 AND p.proname IN ('import_llama2c', 'import_safetensors', 'numel', 'qtensor_numel', 'linear',
-					   'tensor_cache', 'cpu_kernels')),
-	'cpu_kernels:ss:strict,import_llama2c:vu,import_safetensors:vu,linear:ss,numel:is:strict,qtensor_numel:is:strict,tensor_cache:vr',
-	'labels: importers write (volatile, unsafe); linear reads tables (stable); helpers immutable');
+					   'tensor_cache', 'cpu_kernels', 'generate', 'perplexity', 'tokenize', 'detokenize',
+					   'quantize_model')),
+	'cpu_kernels:ss:strict,detokenize:ss:strict,generate:vs,import_llama2c:vu,import_safetensors:vu,linear:ss,'
+	'numel:is:strict,perplexity:ss:strict,qtensor_numel:is:strict,quantize_model:vu,tensor_cache:vr,tokenize:ss:strict',
+	'labels: writers volatile and unsafe; readers of model rows stable; generate volatile (it samples)');
 SELECT is(
 	(SELECT string_agg(p.proname || ':' || p.provolatile::text || p.proparallel::text, ',' ORDER BY p.proname COLLATE "C")
 	 FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass
@@ -24,7 +26,7 @@ SELECT is(
 	 WHERE p.proname IN ('qlinear', 'qmatmul')),
 	'qlinear:ss,qmatmul:ss',
 	'qlinear and qmatmul are stable (results follow pgquant.cpu_kernels) and parallel safe');
-SELECT ok(ARRAY['models', 'tensors', 'tokens'] <@
+SELECT ok(ARRAY['models', 'quantization_report', 'tensors', 'tokens'] <@
 		  (SELECT array_agg(c.relname::text) FROM pg_extension e, unnest(e.extconfig) r(oid)
 		   JOIN pg_class c ON c.oid = r.oid WHERE e.extname = 'pgquant'),
 	'the model tables are configuration tables: pg_dump dumps their rows');
