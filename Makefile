@@ -57,11 +57,12 @@ tests/unit/%_san: tests/unit/%.c $(FLOOR1_SRCS) $(wildcard src/*.h)
 	$(CC) -std=gnu11 -O1 -g $(SANITIZE) -Wall -Wextra -Isrc -o $@ $< $(FLOOR1_SRCS) $(UNIT_LIBS)
 
 .PHONY: unit unit-sanitize
+# every binary runs; the target fails afterwards if any of them failed
 unit: $(UNIT_TESTS)
-	@set -e; for t in $^; do echo "# $$t"; $$t; done
+	@rc=0; for t in $^; do echo "# $$t"; $$t || rc=1; done; exit $$rc
 
 unit-sanitize: $(UNIT_TESTS:=_san)
-	@set -e; for t in $^; do echo "# $$t"; $$t; done
+	@rc=0; for t in $^; do echo "# $$t"; $$t || rc=1; done; exit $$rc
 
 # throughput benchmark of the format code against memcpy (docs/benchmarks.md)
 tests/bench/bench_qtensor: tests/bench/bench_qtensor.c $(FLOOR1_SRCS) $(wildcard src/*.h)

@@ -367,6 +367,9 @@ test_forward(bool quantized)
 	double		worst = 0.0,
 				scale = 0.0;
 	int			agree = 0;
+	float	   *an,
+			   *fnn,
+			   *nn;
 
 	r.c = c;
 #define ALLOC(field, n) (r.field = malloc(sizeof(double) * (n)))
@@ -390,11 +393,10 @@ test_forward(bool quantized)
 	fw[5] = fill(r.w1, (size_t) c.n_layers * c.hidden_dim * c.dim, 0.2);
 	fw[6] = fill(r.w2, (size_t) c.n_layers * c.dim * c.hidden_dim, 0.2);
 	fw[7] = fill(r.w3, (size_t) c.n_layers * c.hidden_dim * c.dim, 0.2);
+	an = fill(r.an, (size_t) c.n_layers * c.dim, 1.0);
+	fnn = fill(r.fn, (size_t) c.n_layers * c.dim, 1.0);
+	nn = fill(r.norm, c.dim, 1.0);
 	{
-		float	   *an = fill(r.an, (size_t) c.n_layers * c.dim, 1.0),
-				   *fnn = fill(r.fn, (size_t) c.n_layers * c.dim, 1.0),
-				   *nn = fill(r.norm, c.dim, 1.0);
-
 		m.c = c;
 		m.embed = (LlamaMat) {c.vocab_size, c.dim, fw[0], NULL, NULL};
 		m.cls = m.embed;
@@ -473,6 +475,30 @@ test_forward(bool quantized)
 	ok(agree == 12, "%s: the argmax agrees at every position (%d of 12)", quantized ? "8-bit" : "fp32", agree);
 	free(mem);
 	free(ref);
+	for (int l = 0; l < c.n_layers; l++)
+	{
+		LlamaMat   *mats[7] = {&layers[l].wq, &layers[l].wk, &layers[l].wv, &layers[l].wo,
+			&layers[l].w1, &layers[l].w2, &layers[l].w3};
+
+		for (int k = 0; k < 7; k++)
+			free((void *) mats[k]->q);
+	}
+	for (int k = 0; k < 8; k++)
+		free(fw[k]);
+	free(an);
+	free(fnn);
+	free(nn);
+	free(r.emb);
+	free(r.wq);
+	free(r.wk);
+	free(r.wv);
+	free(r.wo);
+	free(r.w1);
+	free(r.w2);
+	free(r.w3);
+	free(r.an);
+	free(r.fn);
+	free(r.norm);
 }
 
 /* ---- 3. stories260K -------------------------------------------------------- */
@@ -528,6 +554,8 @@ test_stories(void)
 	BpeVocab	v;
 	LlamaState	st;
 	char	   *text;
+	float	   *all;
+	void	   *st_mem;
 	int			tl = 0,
 				token = BPE_BOS;
 	const int	nchecks = 5;
@@ -559,8 +587,8 @@ test_stories(void)
 		lc.seq_len, 1e-5f, 10000.0f};
 	layers = calloc(lc.n_layers, sizeof(LlamaLayer));
 	m.layers = layers;
+	all = malloc(clen);
 	{
-		float	   *all = malloc(clen);
 		int			i = 0;
 
 		memcpy(all, ckpt, clen);
@@ -610,7 +638,8 @@ test_stories(void)
 	bpe_sort(&v);
 
 	/* greedy, 256 steps from BOS, as run.c does */
-	llama_state_init(&st, &m, 256, malloc(llama_state_bytes(&m, 256)));
+	st_mem = malloc(llama_state_bytes(&m, 256));
+	llama_state_init(&st, &m, 256, st_mem);
 	text = malloc(8192);
 	for (int pos = 0; pos < 256; pos++)
 	{
@@ -640,8 +669,9 @@ test_stories(void)
 		int		   *tokens = malloc(sizeof(int) * (vlen + 3));
 		char	   *scratch = malloc(2 * v.max_len + 2);
 		LlamaState	ps;
+		void	   *ps_mem = malloc(llama_state_bytes(&m, 512));
 
-		llama_state_init(&ps, &m, 512, malloc(llama_state_bytes(&m, 512)));
+		llama_state_init(&ps, &m, 512, ps_mem);
 		while (*s && para < 101)
 		{
 			char	   *end = strstr(s, "\n\n");
@@ -672,7 +702,25 @@ test_stories(void)
 		}
 		ok(ntok == 9602, "paragraphs 2-101 of the validation head are 9,602 tokens (got %d)", ntok);
 		ok(fabs(nll / ntok - 1.427) < 0.002, "their mean NLL is 1.427 nats/token (got %.4f)", nll / ntok);
+		free(ps_mem);
+		free(scratch);
+		free(tokens);
 	}
+	for (int i = 0; i < v.n; i++)
+		free(v.pieces[i]);
+	free(v.pieces);
+	free((void *) v.lens);
+	free((void *) v.scores);
+	free((void *) v.sorted);
+	free(text);
+	free(st_mem);
+	free(all);
+	free(layers);
+	free(tk);
+	free(ts);
+	free(ckpt);
+	free(tokf);
+	free(valid);
 }
 
 int
