@@ -42,8 +42,9 @@ PGQ_MKDIR_P = $(or $(MKDIR_P),mkdir -p)
 
 PGQ_CUDA_MODULE = $(PGQ_CUDA_DIR)/pgquant_cuda.so
 PGQ_CUDA_OBJS = $(PGQ_CUDA_DIR)/cuda_common.o $(PGQ_CUDA_DIR)/qtensor_dequant.o \
-	$(PGQ_CUDA_DIR)/qformat_host.o
+	$(PGQ_CUDA_DIR)/qtensor_gemm.o $(PGQ_CUDA_DIR)/qformat_host.o
 PGQ_CUDA_TEST = $(PGQ_CUDA_DIR)/test/test_dequant
+PGQ_CUDA_TEST_GEMM = $(PGQ_CUDA_DIR)/test/test_gemm
 PGQ_CUDA_HEADERS = $(PGQ_CUDA_DIR)/pgquant_cuda.h $(PGQ_CUDA_DIR)/cuda_common.cuh \
 	$(PGQ_SRC_DIR)/qformat.h
 
@@ -81,12 +82,19 @@ $(PGQ_CUDA_DIR)/test/test_dequant.o: $(PGQ_CUDA_DIR)/test/test_dequant.c $(PGQ_C
 $(PGQ_CUDA_TEST): $(PGQ_CUDA_DIR)/test/test_dequant.o $(PGQ_CUDA_OBJS)
 	$(NVCC) -cudart static $(CUDA_GENCODE) -o $@ $^ -lm
 
+$(PGQ_CUDA_DIR)/test/test_gemm.o: $(PGQ_CUDA_DIR)/test/test_gemm.c $(PGQ_CUDA_HEADERS)
+	$(PGQ_HOST_CC) $(PGQ_HOST_ALL) -c -o $@ $<
+
+$(PGQ_CUDA_TEST_GEMM): $(PGQ_CUDA_DIR)/test/test_gemm.o $(PGQ_CUDA_OBJS)
+	$(NVCC) -cudart static $(CUDA_GENCODE) -o $@ $^ -lm
+
 cuda-install: cuda-all
 	$(PGQ_MKDIR_P) '$(DESTDIR)$(PGQ_PKGLIBDIR)'
 	$(PGQ_INSTALL_SHLIB) $(PGQ_CUDA_MODULE) '$(DESTDIR)$(PGQ_PKGLIBDIR)/pgquant_cuda$(PGQ_DLSUFFIX)'
 
-cuda-test: $(PGQ_CUDA_TEST)
+cuda-test: $(PGQ_CUDA_TEST) $(PGQ_CUDA_TEST_GEMM)
 	$(PGQ_CUDA_TEST)
+	$(PGQ_CUDA_TEST_GEMM)
 
 else
 
@@ -103,4 +111,5 @@ cuda-uninstall:
 
 cuda-clean:
 	rm -f $(PGQ_CUDA_MODULE) $(PGQ_CUDA_OBJS) $(PGQ_CUDA_DIR)/pgquant_cuda_magic.o \
-		$(PGQ_CUDA_TEST) $(PGQ_CUDA_DIR)/test/test_dequant.o
+		$(PGQ_CUDA_TEST) $(PGQ_CUDA_DIR)/test/test_dequant.o \
+		$(PGQ_CUDA_TEST_GEMM) $(PGQ_CUDA_DIR)/test/test_gemm.o

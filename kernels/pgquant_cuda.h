@@ -21,7 +21,7 @@ extern "C"
 #endif
 
 /* bumped whenever a signature below changes; gpu.c refuses a mismatch */
-#define PGQ_CUDA_ABI_VERSION 1
+#define PGQ_CUDA_ABI_VERSION 2
 
 #if defined(__GNUC__)
 #define PGQ_CUDA_API __attribute__((visibility("default")))
@@ -74,11 +74,31 @@ PgqCudaStatus pgq_cuda_dequantize_emulated(const void *qt, size_t qt_bytes, floa
 										   size_t mem_limit, size_t alloc_cap,
 										   char *err, size_t errlen);
 
+/* the most vectors one pgq_cuda_gemm call takes */
+#define PGQ_CUDA_GEMM_MAX_BATCH 4096
+
+/*
+ * Y = X W^T on device 0, W the qtensor (rows x cols), X n vectors of cols
+ * floats (row-major [n][cols]), Y [n][rows]: y = W x for each vector, the
+ * weights decoded as qt_dequantize_ref decodes them and never stored as
+ * floats.  1 <= n <= PGQ_CUDA_GEMM_MAX_BATCH.  Tensors with a permutation,
+ * channel scales or outliers are PGQ_CUDA_INVALID.  Rows are processed in
+ * chunks that fit mem_limit (0: no limit); X is copied once.
+ */
+PGQ_CUDA_API PgqCudaStatus pgq_cuda_gemm(const void *qt, size_t qt_bytes, const float *X, int n, float *Y,
+										 size_t mem_limit, char *err, size_t errlen);
+
+/* for kernels/test only: the same on the host, as pgq_cuda_dequantize_emulated */
+PgqCudaStatus pgq_cuda_gemm_emulated(const void *qt, size_t qt_bytes, const float *X, int n, float *Y,
+									 size_t mem_limit, size_t alloc_cap, char *err, size_t errlen);
+
 /* function pointer types, for loaders */
 typedef int (*PgqCudaAbiVersionFn) (void);
 typedef PgqCudaStatus (*PgqCudaDeviceCountFn) (int *count, char *err, size_t errlen);
 typedef PgqCudaStatus (*PgqCudaDequantizeFn) (const void *qt, size_t qt_bytes, float *out,
 											  size_t mem_limit, char *err, size_t errlen);
+typedef PgqCudaStatus (*PgqCudaGemmFn) (const void *qt, size_t qt_bytes, const float *X, int n, float *Y,
+										size_t mem_limit, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -110,3 +110,10 @@ DELETE FROM pgquant.models WHERE name = 'broken';
 SET pgquant.device = 'cuda';
 SELECT left(test_error($$SELECT pgquant.generate('run', 'a', 2)$$), 5) AS cuda_state;
 RESET pgquant.device;
+
+-- long work stops when cancelled: 2.7 and 5.4 MB texts (tokenizing, then about 900,000 forward passes)
+SET statement_timeout = '200ms';
+SELECT tokens FROM pgquant.perplexity('run', repeat('abc cab. ', 300000));
+SELECT cardinality(pgquant.tokenize('run', repeat('abc cab. ', 600000)));
+RESET statement_timeout;
+SELECT pgquant.generate('run', 'ab', 2) IS NOT NULL AS still_works;

@@ -91,6 +91,9 @@ SELECT test_error($$SELECT qmatmul('{{1,2,3}}', quantize('{{1,2,3}}', 'rtn', 4),
 SET pgquant.device = 'cuda';
 SELECT left(test_error($$SELECT qlinear('{1,2,3}', quantize('{{1,2,3}}', 'rtn', 4))$$), 5) AS cuda_state;
 RESET pgquant.device;
+-- 'auto' uses a CUDA device for large weights when one is there, else the CPU, silently
+SELECT min(v) = max(v) AND abs(min(v) - 512) < 0.01 AS auto_works
+FROM unnest(qlinear(array_fill(1::real, ARRAY[1024]), quantize(array_fill(0.5::real, ARRAY[1024, 1024]), 'rtn', 8, sym => true))) v;
 -- kernel sets
 SELECT test_error($$SET pgquant.cpu_kernels = 'avx9'$$);
 SET pgquant.cpu_kernels = 'ref';

@@ -35,6 +35,7 @@ typedef enum GpuState
 static GpuState gpu_state = GPU_UNKNOWN;
 static PgqCudaDeviceCountFn gpu_device_count;
 static PgqCudaDequantizeFn gpu_dequantize;
+static PgqCudaGemmFn gpu_gemm;
 static char gpu_reason[GPU_ERRLEN];	/* why not ready, as a sentence */
 
 /* load the module and look up its functions; false (with gpu_reason) if it cannot be used */
@@ -71,6 +72,8 @@ GpuLoadModule(void)
 			lookup_external_function(handle, "pgq_cuda_device_count");
 		gpu_dequantize = (PgqCudaDequantizeFn)
 			lookup_external_function(handle, "pgq_cuda_dequantize");
+		gpu_gemm = (PgqCudaGemmFn)
+			lookup_external_function(handle, "pgq_cuda_gemm");
 	}
 	PG_CATCH();
 	{
@@ -89,7 +92,7 @@ GpuLoadModule(void)
 	}
 	PG_END_TRY();
 
-	if (gpu_device_count == NULL || gpu_dequantize == NULL ||
+	if (gpu_device_count == NULL || gpu_dequantize == NULL || gpu_gemm == NULL ||
 		abi_version() != PGQ_CUDA_ABI_VERSION)
 	{
 		snprintf(gpu_reason, sizeof(gpu_reason),
@@ -185,6 +188,64 @@ PgqGpuDequantize(const QtHeader *q, const QtLayout *l, float *out)
 			ereport(ERROR,
 					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 					 errmsg("could not dequantize on the CUDA device"),
+					 errdetail_internal("The CUDA module reported: %s.", err)));
+			break;
+	}
+}
+
+/*
+ * Y[n][rows] = X[n][cols] W^T on the GPU for a qtensor q without permutation,
+ * channel scales or outliers (the caller checks); raises an ERROR if that is
+ * impossible.  Batches larger than the module takes go in slices.
+ */
+void
+PgqGpuGemm(const QtHeader *q, const QtLayout *l, const float *X, int64 n, float *Y)
+{
+	char		err[GPU_ERRLEN] = "";
+	size_t		limit = pgquant_gpu_memory_limit_mb > 0
+		? (size_t) pgquant_gpu_memory_limit_mb * 1024 * 1024 : 0;
+	PgqCudaStatus st = PGQ_CUDA_OK;
+
+	if (!PgqGpuAvailable())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("no CUDA device is available"),
+				 errdetail_internal("%s", gpu_reason),
+				 errhint("Use SET pgquant.device = 'cpu' or 'auto' to run on the CPU.")));
+	if (VARSIZE_ANY(q) < l->total)
+		elog(ERROR, "qtensor of %zu bytes is shorter than its layout of %zu (please report a bug)",
+			 (size_t) VARSIZE_ANY(q), l->total);
+	for (int64 i = 0; i < n && st == PGQ_CUDA_OK; i += PGQ_CUDA_GEMM_MAX_BATCH)
+	{
+		int			k = (int) Min(n - i, (int64) PGQ_CUDA_GEMM_MAX_BATCH);
+
+		st = gpu_gemm(q, VARSIZE_ANY(q), X + i * q->cols, k, Y + i * q->rows, limit, err, sizeof(err));
+		CHECK_FOR_INTERRUPTS();
+	}
+	switch (st)
+	{
+		case PGQ_CUDA_OK:
+			return;
+		case PGQ_CUDA_NO_DEVICE:
+			gpu_state = GPU_ABSENT;
+			snprintf(gpu_reason, sizeof(gpu_reason), "The CUDA module reported: %s.", err);
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("no CUDA device is available"),
+					 errdetail_internal("%s", gpu_reason),
+					 errhint("Use SET pgquant.device = 'cpu' or 'auto' to run on the CPU.")));
+			break;
+		case PGQ_CUDA_OUT_OF_MEMORY:
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of CUDA device memory"),
+					 errdetail_internal("The CUDA module reported: %s.", err),
+					 errhint("Check pgquant.gpu_memory_limit, or use SET pgquant.device = 'cpu' to run on the CPU.")));
+			break;
+		default:
+			ereport(ERROR,
+					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+					 errmsg("could not multiply on the CUDA device"),
 					 errdetail_internal("The CUDA module reported: %s.", err)));
 			break;
 	}

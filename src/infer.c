@@ -248,14 +248,13 @@ encode_text(InferModel *im, text *t, bool bos, int *n)
 	char	   *u = pg_server_to_any(s, strlen(s), PG_UTF8);
 	int			len = strlen(u);
 	int		   *tokens;
-	char	   *scratch = palloc(2 * im->vocab.max_len + 2);
+	void	   *work;
 
-	if (len > MaxAllocSize / sizeof(int) - 4)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("text is too long to tokenize")));
-	tokens = palloc(sizeof(int) * (len + 3));
-	*n = bpe_encode(&im->vocab, u, len, bos, false, tokens, scratch, interrupt_cb);
+	/* a tokens array and the encoder's links and heap, for up to one token per byte */
+	tokens = palloc_extended(sizeof(int) * ((size_t) len + 3), MCXT_ALLOC_HUGE);
+	work = palloc_extended(bpe_work_bytes(&im->vocab, len), MCXT_ALLOC_HUGE);
+	*n = bpe_encode(&im->vocab, u, len, bos, false, tokens, work, interrupt_cb);
+	pfree(work);
 	return tokens;
 }
 

@@ -29,6 +29,7 @@ void		QtensorReportStatus(QtStatus st, const char *err, int einval_code);
 /* gpu.c: the one wall between PostgreSQL and the CUDA module */
 bool		PgqGpuAvailable(void);
 void		PgqGpuDequantize(const QtHeader *q, const QtLayout *l, float *out);
+void		PgqGpuGemm(const QtHeader *q, const QtLayout *l, const float *X, int64 n, float *Y);
 
 /* area init functions called by _PG_init (one line each) */
 void		PgqCalibInit(void);

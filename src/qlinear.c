@@ -18,6 +18,7 @@
 #include <math.h>
 
 #include "access/detoast.h"
+#include "access/parallel.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "utils/array.h"
@@ -80,21 +81,47 @@ PgqInferInit(void)
 							PGC_USERSET, GUC_UNIT_MB, NULL, NULL, NULL);
 }
 
-/* raise the pgquant.device error for products, which run on the CPU only */
-static void
-check_device(void)
+/* below this many weights a product is not worth the GPU's transfers */
+#define GPU_MIN_WEIGHTS (1 << 20)
+
+/*
+ * Whether a product with q runs on the GPU (pgquant.device): 'cuda' demands
+ * it (PgqGpuGemm raises the error when there is no device), 'auto' takes it
+ * for large weights when a device is there.  Parallel workers stay on the
+ * CPU (one CUDA context per backend).  The GPU kernel takes tensors without
+ * permutation, channel scales or outliers.
+ */
+static bool
+use_gpu(const QtHeader *q, const QtLayout *l)
 {
-	if (pgquant_device != PGQ_DEVICE_CUDA)
-		return;
-	if (!PgqGpuAvailable())
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("no CUDA device is available"),
-				 errhint("Use SET pgquant.device = 'cpu' or 'auto' to run on the CPU.")));
-	ereport(ERROR,
-			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("quantized products have no CUDA kernels yet"),
-			 errhint("Use SET pgquant.device = 'cpu' or 'auto' to run on the CPU.")));
+	if (IsParallelWorker())
+		return false;
+	switch (pgquant_device)
+	{
+		case PGQ_DEVICE_CPU:
+			return false;
+		case PGQ_DEVICE_CUDA:
+			if (!qk_fused_ok(q, l))
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("the CUDA kernels take qtensors without a permutation, channel scales or outliers"),
+						 errhint("Use SET pgquant.device = 'cpu' or 'auto' to run this product on the CPU.")));
+			return true;
+		default:
+			return qk_fused_ok(q, l) && (int64) q->rows * q->cols >= GPU_MIN_WEIGHTS && PgqGpuAvailable();
+	}
+}
+
+/* y = W x, or Y = X W^T for n vectors, wherever pgquant.device says */
+static void
+product(const QtHeader *q, const QtLayout *l, const float *X, int64 n, float *Y, void *work)
+{
+	if (use_gpu(q, l))
+		PgqGpuGemm(q, l, X, n, Y);
+	else if (n == 1)
+		qk_gemv(QK_ISA_COUNT, (const uint8 *) q, l, X, Y, work);
+	else
+		qk_gemm(QK_ISA_COUNT, (const uint8 *) q, l, X, n, Y, work);
 }
 
 /* A 1-D real[] without NULLs; its length in *n. */
@@ -208,7 +235,6 @@ pgquant_qlinear(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_NULL();
-	check_device();
 	x = PgqFloatVector(PG_GETARG_ARRAYTYPE_P(0), "x", &n);
 	q = ql_weight(fcinfo, 1, &l);
 	if (n != q->cols)
@@ -218,8 +244,7 @@ pgquant_qlinear(PG_FUNCTION_ARGS)
 				 errdetail("qlinear computes W x for W of shape [out, in] = [%d, %d].", q->rows, q->cols)));
 	dims[0] = q->rows;
 	y = PgqFloatArray(NULL, 1, dims, q->rows);
-	qk_gemv(QK_ISA_COUNT, (const uint8 *) q, &l, x, (float *) ARR_DATA_PTR(y),
-			ql_work(fcinfo, qk_work_bytes(q, &l, 1)));
+	product(q, &l, x, 1, (float *) ARR_DATA_PTR(y), ql_work(fcinfo, qk_work_bytes(q, &l, 1)));
 	add_bias(fcinfo, 2, (float *) ARR_DATA_PTR(y), q->rows, 1);
 	PG_RETURN_ARRAYTYPE_P(y);
 }
@@ -236,7 +261,6 @@ pgquant_qmatmul(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_NULL();
-	check_device();
 	xs = PG_GETARG_ARRAYTYPE_P(0);
 	if (ARR_NDIM(xs) != 2)
 		ereport(ERROR,
@@ -257,8 +281,8 @@ pgquant_qmatmul(PG_FUNCTION_ARGS)
 	dims[0] = ARR_DIMS(xs)[0];
 	dims[1] = q->rows;
 	y = PgqFloatArray(NULL, 2, dims, (int64) dims[0] * q->rows);
-	qk_gemm(QK_ISA_COUNT, (const uint8 *) q, &l, (const float *) ARR_DATA_PTR(xs), dims[0],
-			(float *) ARR_DATA_PTR(y), ql_work(fcinfo, qk_work_bytes(q, &l, dims[0])));
+	product(q, &l, (const float *) ARR_DATA_PTR(xs), dims[0], (float *) ARR_DATA_PTR(y),
+			ql_work(fcinfo, qk_work_bytes(q, &l, dims[0])));
 	add_bias(fcinfo, 2, (float *) ARR_DATA_PTR(y), q->rows, dims[0]);
 	PG_RETURN_ARRAYTYPE_P(y);
 }
@@ -279,7 +303,6 @@ pgquant_linear(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		PG_RETURN_NULL();
-	check_device();
 	model = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	x = PgqFloatVector(PG_GETARG_ARRAYTYPE_P(2), "x", &n);
@@ -309,9 +332,14 @@ pgquant_linear(PG_FUNCTION_ARGS)
 	{
 		void	   *work = palloc(qk_work_bytes(t->q, &t->l, 1));
 
-		qk_gemv(QK_ISA_COUNT, (const uint8 *) t->q, &t->l, x, (float *) ARR_DATA_PTR(y), work);
+		product(t->q, &t->l, x, 1, (float *) ARR_DATA_PTR(y), work);
 		pfree(work);
 	}
+	else if (pgquant_device == PGQ_DEVICE_CUDA)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("tensor \"%s\" of model \"%s\" is fp32, and fp32 products run on the CPU only", name, model),
+				 errhint("Store a quantized version in its q column, or use SET pgquant.device = 'cpu' or 'auto'.")));
 	else
 		qk_sgemv(t->data, rows, cols, x, (float *) ARR_DATA_PTR(y));
 	add_bias(fcinfo, 3, (float *) ARR_DATA_PTR(y), rows, 1);

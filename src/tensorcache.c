@@ -213,8 +213,12 @@ load_tensor(PgqTensorReader *rd, HeapTuple tup, const char *model, const char *n
 
 	memset(t, 0, sizeof(*t));
 	d = heap_getattr(tup, rd->att_shape, desc, &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("tensor \"%s\" of model \"%s\" has no shape", name, model)));
 	shape = DatumGetArrayTypeP(d);
-	if (isnull || ARR_NDIM(shape) > 1 || array_contains_nulls(shape) ||
+	if (ARR_NDIM(shape) > 1 || array_contains_nulls(shape) ||
 		ArrayGetNItems(ARR_NDIM(shape), ARR_DIMS(shape)) > PGQ_MAX_TENSOR_DIMS)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),

@@ -1,9 +1,10 @@
 /*
  * tokenizer.c: BPE encoding and decoding for llama2.c vocabularies (see
  * tokenizer.h).  Pieces are looked up by binary search over the ids sorted
- * by their bytes; merging rescans the sequence for the best pair after each
- * merge, which is quadratic in the text's token count but simple, and ties
- * go to the leftmost pair, as in llama2.c.
+ * by their bytes.  Merging keeps the symbols in a linked list and the
+ * candidate merges in a heap, so a text of n symbols takes O(n log n)
+ * rather than the O(n^2) of rescanning after each merge; the order of
+ * merges is the rescanning one (best score, then leftmost).
  */
 #include "tokenizer.h"
 
@@ -109,24 +110,115 @@ byte_token(const BpeVocab *v, unsigned char b)
 	return id < 0 ? 0 : id;
 }
 
+/*
+ * A candidate merge of the symbol at left with its right neighbour.  The
+ * heap pops the highest score, then the leftmost: the pair a full rescan
+ * would pick, as llama2.c does, without rescanning.  Entries go stale when
+ * either symbol has been merged since; stale ones are skipped when popped.
+ */
+typedef struct Cand
+{
+	float		score;
+	int			left;
+	int			lid;			/* the two symbols' ids when the entry was made */
+	int			rid;
+	int			id;				/* the merged piece */
+} Cand;
+
+static bool
+cand_before(const Cand *a, const Cand *b)
+{
+	return a->score > b->score || (a->score == b->score && a->left < b->left);
+}
+
+static void
+heap_push(Cand *h, int *n, Cand c)
+{
+	int			i = (*n)++;
+
+	while (i > 0 && cand_before(&c, &h[(i - 1) / 2]))
+	{
+		h[i] = h[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	h[i] = c;
+}
+
+static Cand
+heap_pop(Cand *h, int *n)
+{
+	Cand		top = h[0],
+				last = h[--(*n)];
+	int			i = 0;
+
+	for (;;)
+	{
+		int			c = 2 * i + 1;
+
+		if (c >= *n)
+			break;
+		if (c + 1 < *n && cand_before(&h[c + 1], &h[c]))
+			c++;
+		if (!cand_before(&h[c], &last))
+			break;
+		h[i] = h[c];
+		i = c;
+	}
+	if (*n > 0)
+		h[i] = last;
+	return top;
+}
+
+size_t
+bpe_work_bytes(const BpeVocab *v, int len)
+{
+	size_t		n = (size_t) len + 2;
+
+	/* prev and next links, the heap (one entry per pair, two per merge), the pair buffer */
+	return n * 2 * sizeof(int) + n * 3 * sizeof(Cand) + 2 * (size_t) v->max_len + 16;
+}
+
+/* push the merge of symbol a with its right neighbour b, when their concatenation is a piece */
+static void
+consider(const BpeVocab *v, const int *sym, int a, int b, Cand *heap, int *nheap, char *buf)
+{
+	int			la = v->lens[sym[a]],
+				lb = v->lens[sym[b]];
+	int			id;
+
+	if (la + lb > v->max_len)
+		return;
+	memcpy(buf, v->pieces[sym[a]], la);
+	memcpy(buf + la, v->pieces[sym[b]], lb);
+	id = bpe_lookup(v, buf, la + lb);
+	if (id >= 0)
+		heap_push(heap, nheap, (Cand) {v->scores[id], a, sym[a], sym[b], id});
+}
+
 int
 bpe_encode(const BpeVocab *v, const char *text, int len, bool bos, bool eos,
-		   int *tokens, char *scratch, void (*interrupt) (void))
+		   int *tokens, void *work, void (*interrupt) (void))
 {
 	int			n = 0;
 	int			i = 0;
+	size_t		cap = (size_t) len + 2;
+	int		   *prev = work;
+	int		   *next = prev + cap;
+	Cand	   *heap = (Cand *) (next + cap);
+	char	   *buf = (char *) (heap + 3 * cap);
+	int		   *sym = tokens + (bos ? 1 : 0);
+	int			nheap = 0,
+				merges = 0,
+				out;
 
-	if (bos)
-		tokens[n++] = BPE_BOS;
+	/* the symbols: the dummy prefix, then code points or their bytes */
 	if (len > 0)
 	{
 		int			sp = bpe_lookup(v, " ", 1);
 
 		if (sp >= 0)
-			tokens[n++] = sp;
+			sym[n++] = sp;
 	}
-
-	/* one token per code point, or one per byte when the code point has none */
 	while (i < len)
 	{
 		int			start = i;
@@ -137,50 +229,51 @@ bpe_encode(const BpeVocab *v, const char *text, int len, bool bos, bool eos,
 			i++;
 		id = bpe_lookup(v, text + start, i - start);
 		if (id >= 0)
-			tokens[n++] = id;
+			sym[n++] = id;
 		else
 			for (int k = start; k < i; k++)
-				tokens[n++] = byte_token(v, (unsigned char) text[k]);
+				sym[n++] = byte_token(v, (unsigned char) text[k]);
 	}
 
-	/* merge the best-scoring adjacent pair until none is a piece */
-	for (;;)
+	/* merge the best pair until none is a piece; sym[k] < 0 marks a merged-away symbol */
+	for (int k = 0; k < n; k++)
 	{
-		float		best = -1e10f;
-		int			best_id = -1,
-					best_at = -1;
-		int			first = bos ? 1 : 0;
-
-		if (interrupt)
-			interrupt();
-		for (int k = first; k + 1 < n; k++)
-		{
-			int			a = tokens[k],
-						b = tokens[k + 1];
-			int			l = v->lens[a] + v->lens[b];
-			int			id;
-
-			if (l > v->max_len)
-				continue;
-			memcpy(scratch, v->pieces[a], v->lens[a]);
-			memcpy(scratch + v->lens[a], v->pieces[b], v->lens[b]);
-			id = bpe_lookup(v, scratch, l);
-			if (id >= 0 && v->scores[id] > best)
-			{
-				best = v->scores[id];
-				best_id = id;
-				best_at = k;
-			}
-		}
-		if (best_at < 0)
-			break;
-		tokens[best_at] = best_id;
-		memmove(tokens + best_at + 1, tokens + best_at + 2, sizeof(int) * (n - best_at - 2));
-		n--;
+		prev[k] = k - 1;
+		next[k] = k + 1 < n ? k + 1 : -1;
 	}
+	for (int k = 0; k + 1 < n; k++)
+		consider(v, sym, k, k + 1, heap, &nheap, buf);
+	while (nheap > 0)
+	{
+		Cand		c = heap_pop(heap, &nheap);
+		int			a = c.left,
+					b = next[a];
+
+		if (sym[a] != c.lid || b < 0 || sym[b] != c.rid)
+			continue;			/* stale: a symbol changed since */
+		if (interrupt && (++merges & 4095) == 0)
+			interrupt();
+		sym[a] = c.id;
+		sym[b] = -1;
+		next[a] = next[b];
+		if (next[b] >= 0)
+			prev[next[b]] = a;
+		if (prev[a] >= 0)
+			consider(v, sym, prev[a], a, heap, &nheap, buf);
+		if (next[a] >= 0)
+			consider(v, sym, a, next[a], heap, &nheap, buf);
+	}
+
+	/* compact the survivors in order */
+	out = bos ? 1 : 0;
+	if (bos)
+		tokens[0] = BPE_BOS;
+	for (int k = 0; k < n; k++)
+		if (sym[k] >= 0)
+			tokens[out++] = sym[k];
 	if (eos)
-		tokens[n++] = BPE_EOS;
-	return n;
+		tokens[out++] = BPE_EOS;
+	return out;
 }
 
 static int

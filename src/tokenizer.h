@@ -4,10 +4,11 @@
  *
  * Encoding: the text (UTF-8) gets a leading " " when it is not empty (the
  * sentencepiece "dummy prefix"), each code point becomes its token, or, when
- * the vocabulary has none, one byte-fallback token per byte (<0x00>..<0xFF>
- * at ids 3..258); then, repeatedly, the adjacent pair whose concatenation is
- * the vocabulary piece with the highest score is merged, until no pair is in
- * the vocabulary.  BOS (id 1) and EOS (id 2) are added on request.
+ * the vocabulary has none, one byte-fallback token per byte (the pieces
+ * <0x00>..<0xFF>); then, repeatedly, the adjacent pair whose concatenation is
+ * the vocabulary piece with the highest score is merged (the leftmost of
+ * equal scores), until no pair is in the vocabulary.  BOS (id 1) and EOS
+ * (id 2) are added on request.
  *
  * Decoding: a piece "<0xHH>" is the byte 0xHH; after BOS a piece's leading
  * space is dropped (it is the dummy prefix).
@@ -40,11 +41,12 @@ int			bpe_lookup(const BpeVocab *v, const char *s, int len);
 
 /*
  * Tokens of text (len bytes of UTF-8).  tokens needs room for len + 3 ids;
- * scratch for 2 * v->max_len + 2 bytes.  Returns the number of tokens.
- * Long texts check *interrupt (when set) between merges.
+ * work for bpe_work_bytes(v, len) bytes.  Returns the number of tokens.
+ * interrupt, when set, is called every few thousand merges.
  */
+size_t		bpe_work_bytes(const BpeVocab *v, int len);
 int			bpe_encode(const BpeVocab *v, const char *text, int len, bool bos, bool eos,
-					   int *tokens, char *scratch, void (*interrupt) (void));
+					   int *tokens, void *work, void (*interrupt) (void));
 
 /*
  * The bytes token contributes after prev: *out points at them (a piece, or

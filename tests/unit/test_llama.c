@@ -90,12 +90,52 @@ add_piece(TestVocab *t, const char *p, float score)
 		t->v.max_len = t->lens[i];
 }
 
+/* llama2.c's merge loop, literally: rescan all pairs, merge the best (leftmost on ties) */
+static int
+naive_encode(const BpeVocab *v, const char *text, int len, int *tok)
+{
+	int			n = 0;
+	char		buf[64];
+
+	tok[n++] = BPE_BOS;
+	tok[n++] = bpe_lookup(v, " ", 1);
+	for (int i = 0; i < len; i++)
+		tok[n++] = bpe_lookup(v, text + i, 1);
+	for (;;)
+	{
+		float		best = -1e10f;
+		int			at = -1,
+					bid = -1;
+
+		for (int k = 1; k + 1 < n; k++)
+		{
+			int			l = v->lens[tok[k]] + v->lens[tok[k + 1]];
+			int			id;
+
+			memcpy(buf, v->pieces[tok[k]], v->lens[tok[k]]);
+			memcpy(buf + v->lens[tok[k]], v->pieces[tok[k + 1]], v->lens[tok[k + 1]]);
+			id = bpe_lookup(v, buf, l);
+			if (id >= 0 && v->scores[id] > best)
+			{
+				best = v->scores[id];
+				at = k;
+				bid = id;
+			}
+		}
+		if (at < 0)
+			return n;
+		tok[at] = bid;
+		memmove(tok + at + 1, tok + at + 2, sizeof(int) * (n - at - 2));
+		n--;
+	}
+}
+
 static void
 test_tokenizer(void)
 {
 	static TestVocab t;
 	int			tok[64];
-	char		scratch[64];
+	static char scratch[65536];
 	char		text[256];
 	int			n;
 	char		expect[] = "\xEF\xBF\xBD" "a" "\xEF\xBF\xBD" "\xC3\xA9";
@@ -124,6 +164,7 @@ test_tokenizer(void)
 	add_piece(&t, "bc", -2);	/* 264: outscores ab */
 	add_piece(&t, " a", -3);	/* 265 */
 	add_piece(&t, " abc", -4);	/* 266: reachable only through " a" + "bc" */
+	add_piece(&t, "ca", -2);	/* 267: ties with "bc", so the leftmost must win */
 	bpe_sort(&t.v);
 
 	ok(bpe_lookup(&t.v, "bc", 2) == 264 && bpe_lookup(&t.v, "<0x41>", 6) == 68 &&
@@ -171,6 +212,27 @@ test_tokenizer(void)
 		}
 		text[len] = '\0';
 		ok(strcmp(text, src) == 0, "encode then decode gives the text back (\"%s\")", text);
+	}
+	/* the heap-based merging picks the pairs a full rescan picks */
+	{
+		int			agree = 0;
+
+		for (int trial = 0; trial < 200; trial++)
+		{
+			char		s[40];
+			int			len = 1 + trial % 37;
+			int			a[64],
+						b[64];
+			int			na,
+						nb;
+
+			for (int i = 0; i < len; i++)
+				s[i] = " abc"[(int) (unit() * 4)];
+			na = bpe_encode(&t.v, s, len, true, false, a, scratch, NULL);
+			nb = naive_encode(&t.v, s, len, b);
+			agree += na == nb && memcmp(a, b, sizeof(int) * na) == 0;
+		}
+		ok(agree == 200, "heap merging equals rescanning on 200 random texts (%d agree)", agree);
 	}
 	/* sanitizing: a lone continuation byte, a NUL, a valid two-byte sequence */
 	m = bpe_utf8_sanitize("\x80" "a" "\0" "\xC3\xA9", 5, out);
@@ -667,7 +729,7 @@ test_stories(void)
 					ntok = 0;
 		double		nll = 0.0;
 		int		   *tokens = malloc(sizeof(int) * (vlen + 3));
-		char	   *scratch = malloc(2 * v.max_len + 2);
+		char	   *scratch = malloc(bpe_work_bytes(&v, (int) vlen));
 		LlamaState	ps;
 		void	   *ps_mem = malloc(llama_state_bytes(&m, 512));
 
