@@ -49,6 +49,7 @@ _PG_init(void)
 							PGC_SUSET, GUC_UNIT_MB, NULL, NULL, NULL);
 	/* each area defines its settings here, before the prefix is reserved */
 	/* -- area init calls (one line each) -- */
+	PgqIvfpqInit();
 
 	MarkGUCPrefixReserved("pgquant");
 }

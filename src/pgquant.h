@@ -31,5 +31,6 @@ bool		PgqGpuAvailable(void);
 void		PgqGpuDequantize(const QtHeader *q, const QtLayout *l, float *out);
 
 /* area init functions called by _PG_init (one line each) */
+void		PgqIvfpqInit(void);
 
 #endif							/* PGQUANT_H */

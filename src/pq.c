@@ -660,3 +660,28 @@ qt_dot(const float *a, const float *b, int d)
 		s[0] += a[t] * b[t];
 	return (s[0] + s[1]) + (s[2] + s[3]);
 }
+
+double
+qt_exact_distance(QtMetric metric, const float *a, const float *b, int d)
+{
+	if (metric == QT_METRIC_L2)
+		return sqrt((double) qt_l2_sq(a, b, d));
+	if (metric == QT_METRIC_IP)
+		return -(double) qt_dot(a, b, d);
+	{
+		double		ab = qt_dot(a, b, d),
+					aa = qt_dot(a, a, d),
+					bb = qt_dot(b, b, d),
+					sim;
+
+		if (aa == 0 || bb == 0)
+			return NAN;
+		sim = ab / sqrt(aa * bb);
+		/* rounding can step outside [-1, 1] */
+		if (sim > 1)
+			sim = 1;
+		else if (sim < -1)
+			sim = -1;
+		return 1 - sim;
+	}
+}

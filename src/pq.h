@@ -118,4 +118,12 @@ void		qt_adc_scan(const float *lut, int m, int nbits, const uint8_t *codes,
 float		qt_l2_sq(const float *a, const float *b, int d);
 float		qt_dot(const float *a, const float *b, int d);
 
+/*
+ * The exact distances of the real[] operators, one definition for the
+ * operators and the index's re-ranking: L2 = sqrt(sum of squares), IP =
+ * minus the inner product (so smaller is nearer), cosine = 1 - a.b /
+ * (|a| |b|) clamped to [0, 2], NaN when either vector is zero.
+ */
+double		qt_exact_distance(QtMetric metric, const float *a, const float *b, int d);
+
 #endif							/* PGQUANT_PQ_H */
