@@ -62,6 +62,8 @@
 /* training sample: this many vectors per list and per PQ centroid, at least */
 #define IVFPQ_SAMPLE_PER_LIST	64
 #define IVFPQ_SAMPLE_PER_CODE	64
+/* the precomputed search tables are kept when at most this size */
+#define IVFPQ_TABLE_MAX_BYTES	((Size) 128 * 1024 * 1024)
 /* the largest index dimension (an entry of raw floats must fit a page) */
 #define IVFPQ_MAX_DIM			2000
 
@@ -184,6 +186,7 @@ typedef struct IvfpqCache
 	float	   *cnorm;			/* lists: ||c||^2 (L2, cosine) or zeros (inner product) */
 	float	   *pq_centroids;	/* (m, ksub, dsub) */
 	float	   *pq_cnorm;		/* (m, ksub) */
+	float	   *pq_table;		/* L2, cosine: qt_pq_precompute's (lists, m, ksub), or NULL when too big */
 	QtPq		pq;
 	BlockNumber *heads;			/* per list */
 } IvfpqCache;

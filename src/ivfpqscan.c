@@ -26,6 +26,7 @@
 #include "access/relscan.h"
 #include "access/tableam.h"
 #include "catalog/index.h"
+#include "catalog/pg_type_d.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -260,7 +261,8 @@ collect(IndexScanDesc scan)
 	ListRank   *rank;
 	float	   *g,
 			   *lut,
-			   *r;
+			   *Q,
+			   *tl;
 	float		qn;
 
 	if (!c->trained || so->unordered)
@@ -320,10 +322,14 @@ collect(IndexScanDesc scan)
 	}
 	qsort(rank, probes, sizeof(ListRank), cmp_rank);
 
+	/*
+	 * The query's inner products with every PQ centroid, once; a list's table
+	 * is then T[l] - 2 Q (L2, cosine) or Q itself (inner product), see pq.h
+	 */
+	Q = palloc(sizeof(float) * c->pq.m * ksub);
 	lut = palloc(sizeof(float) * c->pq.m * ksub);
-	r = palloc(sizeof(float) * c->dim);
-	if (c->metric == QT_METRIC_IP)
-		qt_pq_lut(&c->pq, so->query, QT_METRIC_IP, lut);	/* the same table for every list */
+	tl = c->pq_table ? NULL : palloc(sizeof(float) * c->pq.m * ksub);
+	qt_pq_dot_table(&c->pq, so->query, Q);
 	for (int p = 0; p < probes; p++)
 	{
 		int			l = rank[p].list;
@@ -331,21 +337,23 @@ collect(IndexScanDesc scan)
 		if (c->metric == QT_METRIC_IP)
 		{
 			/* -(q.c + q.residual) */
-			scan_chain(scan, c->heads[l], (uint32) l, lut, g[l], -1);
+			scan_chain(scan, c->heads[l], (uint32) l, Q, g[l], -1);
 		}
 		else
 		{
-			/* ||(q - c) - residual||^2, from a table of the query's residual */
-			const float *cl = c->centroids + (Size) l * c->dim;
+			/* ||q - c||^2 + sum_j (T[l][j][code] - 2 q_j . C_j[code]) */
+			const float *T = c->pq_table ? c->pq_table + (Size) l * c->pq.m * ksub : tl;
 
-			for (int t = 0; t < c->dim; t++)
-				r[t] = so->query[t] - cl[t];
-			qt_pq_lut(&c->pq, r, QT_METRIC_L2, lut);
-			scan_chain(scan, c->heads[l], (uint32) l, lut, 0, 1);
+			if (tl)
+				qt_pq_precompute(&c->pq, c->pq_cnorm, c->centroids + (Size) l * c->dim, 1, tl);
+			qt_pq_lut_from_tables(T, Q, (int64) c->pq.m * ksub, lut);
+			scan_chain(scan, c->heads[l], (uint32) l, lut, rank[p].dist, 1);
 		}
 	}
+	pfree(Q);
+	if (tl)
+		pfree(tl);
 	pfree(lut);
-	pfree(r);
 	pfree(g);
 	pfree(rank);
 }
@@ -401,10 +409,12 @@ exact_distance(IndexScanDesc scan, ItemPointer tid, double *dist)
 	}
 	if (isnull)
 		return false;
+	/* checked at insert or build: the row's vector is 1-D, finite, of the index's dimension */
 	a = DatumGetArrayTypeP(value);
-	x = PgqVectorFromArray(a, &dim, "vector");
-	if (dim != so->dim)
+	if (ARR_NDIM(a) != 1 || ARR_ELEMTYPE(a) != FLOAT4OID || ARR_HASNULL(a) || ARR_DIMS(a)[0] != so->dim)
 		return false;
+	dim = so->dim;
+	x = (const float *) ARR_DATA_PTR(a);
 	*dist = qt_exact_distance(so->c->metric, x, so->query_raw, dim);
 	if ((Pointer) a != DatumGetPointer(value))
 		pfree(a);
@@ -424,7 +434,7 @@ next_batch(IndexScanDesc scan)
 	so->batch_pos = 0;
 	while (so->nbatch == 0 && left > 0)
 	{
-		take = (int) Min(left, rerank ? pgquant_ivfpq_rerank : 1024);
+		take = (int) Min(left, rerank ? pgquant_ivfpq_rerank : 128);
 		if (so->batch_cap < take)
 		{
 			so->batch = so->batch ? repalloc(so->batch, sizeof(IvfpqCandidate) * take)

@@ -175,7 +175,11 @@ load_cache(Relation index, const IvfpqMetaPageData *meta, MemoryContext cxt)
 	int			lists = (meta->flags & IVFPQ_META_TRAINED) ? meta->lists : 0;
 	int			dim = meta->dim;
 	int			ksub = lists > 0 ? 1 << meta->nbits : 0;
+	Size		table = mul_size(mul_size(mul_size(lists, meta->m), ksub), sizeof(float));
 	char	   *base;
+
+	if (meta->metric == QT_METRIC_IP || table > IVFPQ_TABLE_MAX_BYTES)
+		table = 0;
 
 	size = MAXALIGN(sizeof(IvfpqCache));
 	size = add_size(size, MAXALIGN(mul_size(Max(lists, 1), sizeof(BlockNumber))));
@@ -183,6 +187,7 @@ load_cache(Relation index, const IvfpqMetaPageData *meta, MemoryContext cxt)
 	size = add_size(size, MAXALIGN(mul_size(lists, sizeof(float))));
 	size = add_size(size, MAXALIGN(mul_size(mul_size(ksub, dim), sizeof(float))));
 	size = add_size(size, MAXALIGN(mul_size(mul_size(ksub, meta->m), sizeof(float))));
+	size = add_size(size, MAXALIGN(table));
 	base = MemoryContextAllocExtended(cxt, size, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	c = (IvfpqCache *) base;
 	c->size = size;
@@ -196,6 +201,8 @@ load_cache(Relation index, const IvfpqMetaPageData *meta, MemoryContext cxt)
 	c->pq_centroids = (float *) (base + off);
 	off += MAXALIGN(sizeof(float) * (Size) ksub * dim);
 	c->pq_cnorm = (float *) (base + off);
+	off += MAXALIGN(sizeof(float) * (Size) ksub * meta->m);
+	c->pq_table = table > 0 ? (float *) (base + off) : NULL;
 
 	c->node = index->rd_node;
 	c->meta = *meta;
@@ -234,6 +241,8 @@ load_cache(Relation index, const IvfpqMetaPageData *meta, MemoryContext cxt)
 		c->pq.ksub = ksub;
 		c->pq.centroids = c->pq_centroids;
 		qt_pq_norm_lut(&c->pq, c->pq_cnorm);
+		if (c->pq_table)
+			qt_pq_precompute(&c->pq, c->pq_cnorm, c->centroids, lists, c->pq_table);
 	}
 	return c;
 }
