@@ -29,6 +29,9 @@ include $(PGXS)
 
 all: pgquant.control pgquant--$(EXTVERSION).sql
 
+# PGXS tracks no header dependencies here: rebuild every object when a header changes
+$(OBJS): $(wildcard src/*.h)
+
 pgquant.control: control/pgquant.control
 	cp $< $@
 

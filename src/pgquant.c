@@ -51,6 +51,7 @@ _PG_init(void)
 	/* -- area init calls (one line each) -- */
 	PgqCalibInit();
 	PgqInferInit();
+	PgqIvfpqInit();
 
 	MarkGUCPrefixReserved("pgquant");
 }

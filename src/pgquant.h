@@ -34,5 +34,6 @@ void		PgqGpuGemm(const QtHeader *q, const QtLayout *l, const float *X, int64 n, 
 /* area init functions called by _PG_init (one line each) */
 void		PgqCalibInit(void);
 void		PgqInferInit(void);
+void		PgqIvfpqInit(void);
 
 #endif							/* PGQUANT_H */

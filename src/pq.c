@@ -15,6 +15,9 @@
 #include <string.h>
 
 #include <cblas.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* points encoded per batch by the fast encoders */
 #define ENC_BATCH 1024
@@ -544,6 +547,57 @@ qt_rvq_lut(const QtRvq *rvq, const float *q, float *lut)
 					q, 1, 0.0f, lut + (size_t) l * rvq->ksub, 1);
 }
 
+void
+qt_pq_dot_table(const QtPq *pq, const float *x, float *out)
+{
+	size_t		csub = (size_t) pq->ksub * pq->dsub;
+
+	for (int j = 0; j < pq->m; j++)
+		cblas_sgemv(CblasRowMajor, CblasNoTrans, pq->ksub, pq->dsub, 1.0f,
+					pq->centroids + j * csub, pq->dsub, x + (size_t) j * pq->dsub, 1,
+					0.0f, out + (size_t) j * pq->ksub, 1);
+}
+
+void
+qt_pq_precompute(const QtPq *pq, const float *cnorm, const float *coarse, int64_t lists, float *T)
+{
+	size_t		csub = (size_t) pq->ksub * pq->dsub;
+	size_t		row = (size_t) pq->m * pq->ksub;
+
+	if (lists <= 0)
+		return;
+	for (int j = 0; j < pq->m; j++)
+	{
+		if (qt_interrupt_hook)
+			qt_interrupt_hook();
+		/* T[l][j][.] = 2 * (coarse_lj . C_j[.]) for all l at once */
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) lists, pq->ksub, pq->dsub,
+					2.0f, coarse + (size_t) j * pq->dsub, pq->d, pq->centroids + j * csub, pq->dsub,
+					0.0f, T + (size_t) j * pq->ksub, (int) row);
+	}
+	for (int64_t l = 0; l < lists; l++)
+	{
+		float	   *t = T + (size_t) l * row;
+
+		for (size_t i = 0; i < row; i++)
+			t[i] += cnorm[i];
+	}
+}
+
+void
+qt_pq_lut_from_tables(const float *T, const float *Q, int64_t n, float *lut)
+{
+	int64_t		i = 0;
+#ifdef __SSE2__
+	const __m128 two = _mm_set1_ps(2.0f);
+
+	for (; i + 4 <= n; i += 4)
+		_mm_storeu_ps(lut + i, _mm_sub_ps(_mm_loadu_ps(T + i), _mm_mul_ps(two, _mm_loadu_ps(Q + i))));
+#endif
+	for (; i < n; i++)
+		lut[i] = T[i] - 2.0f * Q[i];
+}
+
 float
 qt_adc_ref(const float *lut, int m, int nbits, const uint8_t *code)
 {
@@ -625,38 +679,122 @@ qt_adc_scan(const float *lut, int m, int nbits, const uint8_t *codes,
 
 /* ---- plain distances ------------------------------------------------ */
 
+/*
+ * Sums of squares and products.  With SSE2 (every x86-64) four vectors of
+ * four partial sums; else four scalar partial sums.  The order of additions
+ * is fixed for a given build, so the operators and the index's re-ranking,
+ * which both call these, always agree.
+ */
 float
 qt_l2_sq(const float *a, const float *b, int d)
 {
-	float		s[4] = {0, 0, 0, 0};
 	int			t = 0;
+	float		s;
+#ifdef __SSE2__
+	__m128		s0 = _mm_setzero_ps(),
+				s1 = _mm_setzero_ps(),
+				s2 = _mm_setzero_ps(),
+				s3 = _mm_setzero_ps();
+	float		part[4];
+
+	for (; t + 16 <= d; t += 16)
+	{
+		__m128		e0 = _mm_sub_ps(_mm_loadu_ps(a + t), _mm_loadu_ps(b + t));
+		__m128		e1 = _mm_sub_ps(_mm_loadu_ps(a + t + 4), _mm_loadu_ps(b + t + 4));
+		__m128		e2 = _mm_sub_ps(_mm_loadu_ps(a + t + 8), _mm_loadu_ps(b + t + 8));
+		__m128		e3 = _mm_sub_ps(_mm_loadu_ps(a + t + 12), _mm_loadu_ps(b + t + 12));
+
+		s0 = _mm_add_ps(s0, _mm_mul_ps(e0, e0));
+		s1 = _mm_add_ps(s1, _mm_mul_ps(e1, e1));
+		s2 = _mm_add_ps(s2, _mm_mul_ps(e2, e2));
+		s3 = _mm_add_ps(s3, _mm_mul_ps(e3, e3));
+	}
+	for (; t + 4 <= d; t += 4)
+	{
+		__m128		e = _mm_sub_ps(_mm_loadu_ps(a + t), _mm_loadu_ps(b + t));
+
+		s0 = _mm_add_ps(s0, _mm_mul_ps(e, e));
+	}
+	_mm_storeu_ps(part, _mm_add_ps(_mm_add_ps(s0, s1), _mm_add_ps(s2, s3)));
+	s = (part[0] + part[1]) + (part[2] + part[3]);
+#else
+	float		p[4] = {0, 0, 0, 0};
 
 	for (; t + 4 <= d; t += 4)
 		for (int u = 0; u < 4; u++)
 		{
 			float		e = a[t + u] - b[t + u];
 
-			s[u] += e * e;
+			p[u] += e * e;
 		}
+	s = (p[0] + p[1]) + (p[2] + p[3]);
+#endif
 	for (; t < d; t++)
 	{
 		float		e = a[t] - b[t];
 
-		s[0] += e * e;
+		s += e * e;
 	}
-	return (s[0] + s[1]) + (s[2] + s[3]);
+	return s;
 }
 
 float
 qt_dot(const float *a, const float *b, int d)
 {
-	float		s[4] = {0, 0, 0, 0};
 	int			t = 0;
+	float		s;
+#ifdef __SSE2__
+	__m128		s0 = _mm_setzero_ps(),
+				s1 = _mm_setzero_ps(),
+				s2 = _mm_setzero_ps(),
+				s3 = _mm_setzero_ps();
+	float		part[4];
+
+	for (; t + 16 <= d; t += 16)
+	{
+		s0 = _mm_add_ps(s0, _mm_mul_ps(_mm_loadu_ps(a + t), _mm_loadu_ps(b + t)));
+		s1 = _mm_add_ps(s1, _mm_mul_ps(_mm_loadu_ps(a + t + 4), _mm_loadu_ps(b + t + 4)));
+		s2 = _mm_add_ps(s2, _mm_mul_ps(_mm_loadu_ps(a + t + 8), _mm_loadu_ps(b + t + 8)));
+		s3 = _mm_add_ps(s3, _mm_mul_ps(_mm_loadu_ps(a + t + 12), _mm_loadu_ps(b + t + 12)));
+	}
+	for (; t + 4 <= d; t += 4)
+		s0 = _mm_add_ps(s0, _mm_mul_ps(_mm_loadu_ps(a + t), _mm_loadu_ps(b + t)));
+	_mm_storeu_ps(part, _mm_add_ps(_mm_add_ps(s0, s1), _mm_add_ps(s2, s3)));
+	s = (part[0] + part[1]) + (part[2] + part[3]);
+#else
+	float		p[4] = {0, 0, 0, 0};
 
 	for (; t + 4 <= d; t += 4)
 		for (int u = 0; u < 4; u++)
-			s[u] += a[t + u] * b[t + u];
+			p[u] += a[t + u] * b[t + u];
+	s = (p[0] + p[1]) + (p[2] + p[3]);
+#endif
 	for (; t < d; t++)
-		s[0] += a[t] * b[t];
-	return (s[0] + s[1]) + (s[2] + s[3]);
+		s += a[t] * b[t];
+	return s;
+}
+
+double
+qt_exact_distance(QtMetric metric, const float *a, const float *b, int d)
+{
+	if (metric == QT_METRIC_L2)
+		return sqrt((double) qt_l2_sq(a, b, d));
+	if (metric == QT_METRIC_IP)
+		return -(double) qt_dot(a, b, d);
+	{
+		double		ab = qt_dot(a, b, d),
+					aa = qt_dot(a, a, d),
+					bb = qt_dot(b, b, d),
+					sim;
+
+		if (aa == 0 || bb == 0)
+			return NAN;
+		sim = ab / sqrt(aa * bb);
+		/* rounding can step outside [-1, 1] */
+		if (sim > 1)
+			sim = 1;
+		else if (sim < -1)
+			sim = -1;
+		return 1 - sim;
+	}
 }

@@ -108,6 +108,21 @@ void		qt_pq_norm_lut(const QtPq *pq, float *lut);
 void		qt_rvq_norms(const QtRvq *rvq, float *out);
 void		qt_rvq_lut(const QtRvq *rvq, const float *q, float *lut);
 
+/*
+ * Fast tables for IVF-PQ (the lookup tables above are their references):
+ *   qt_pq_dot_table: out[j][c] = x_j . C_j[c], the inner-product table of x
+ *     (qt_pq_lut with QT_METRIC_IP), through one sgemv per subquantizer;
+ *   qt_pq_precompute: for each coarse centroid l (lists x d),
+ *     T[l][j][c] = ||C_j[c]||^2 + 2 c_lj . C_j[c], through one sgemm per
+ *     subquantizer; cnorm is qt_pq_norm_lut's table.  Then for a query q the L2 table of its residual to c_l is
+ *     ||q - c_l||^2 spread over the sum plus lut = T[l] - 2 dot_table(q):
+ *     ||q - c_l - y||^2 = ||q - c_l||^2 + sum_j (T[l][j][y_j] - 2 q_j . C_j[y_j]).
+ */
+void		qt_pq_dot_table(const QtPq *pq, const float *x, float *out);
+void		qt_pq_precompute(const QtPq *pq, const float *cnorm, const float *coarse, int64_t lists, float *T);
+/* lut[i] = T[i] - 2 Q[i] for the m * ksub entries */
+void		qt_pq_lut_from_tables(const float *T, const float *Q, int64_t n, float *lut);
+
 /* ADC: sum over the m codes of lut[j][code_j] */
 float		qt_adc_ref(const float *lut, int m, int nbits, const uint8_t *code);
 /* n codes at stride bytes apart; out[i] = qt_adc_ref(lut, m, nbits, codes + i * stride) */
@@ -117,5 +132,13 @@ void		qt_adc_scan(const float *lut, int m, int nbits, const uint8_t *codes,
 /* plain float helpers shared by the SQL functions and the index */
 float		qt_l2_sq(const float *a, const float *b, int d);
 float		qt_dot(const float *a, const float *b, int d);
+
+/*
+ * The exact distances of the real[] operators, one definition for the
+ * operators and the index's re-ranking: L2 = sqrt(sum of squares), IP =
+ * minus the inner product (so smaller is nearer), cosine = 1 - a.b /
+ * (|a| |b|) clamped to [0, 2], NaN when either vector is zero.
+ */
+double		qt_exact_distance(QtMetric metric, const float *a, const float *b, int d);
 
 #endif							/* PGQUANT_PQ_H */

@@ -29,3 +29,13 @@ COMMENT ON FUNCTION pgquant.read_fvecs(bytea) IS
 	'rows of a TEXMEX .fvecs file (int32 d, then d float32, per vector), numbered from 1';
 COMMENT ON FUNCTION pgquant.read_ivecs(bytea) IS
 	'rows of a TEXMEX .ivecs file (int32 d, then d int32, per vector), numbered from 1';
+
+-- checking an ivfpq index --------------------------------------------------------
+
+CREATE FUNCTION pgquant.ivfpq_check(index regclass,
+		OUT trained boolean, OUT dim integer, OUT lists integer, OUT m integer, OUT nbits integer,
+		OUT pages bigint, OUT entries bigint)
+	RETURNS record
+	AS 'MODULE_PATHNAME', 'pgquant_ivfpq_check' LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION pgquant.ivfpq_check(regclass) IS
+	'check an ivfpq index''s structure page by page; raises index_corrupted at the first fault, else returns its counts';

@@ -476,6 +476,64 @@ test_pq(void)
 		free(scan);
 	}
 
+	/* the IVF-PQ tables against the reference lookup tables */
+	{
+		int			m = 8,
+					nbits = 6;
+		double		mse;
+		float	   *cent = train_pq(x, n, d, m, nbits, &mse);
+		QtPq		pq = {.d = d, .m = m, .nbits = nbits, .dsub = d / m, .ksub = 1 << nbits, .centroids = cent};
+		int			nl = 5;
+		size_t		tsz = (size_t) m * pq.ksub;
+		float	   *coarse = x + 100 * d;	/* five points as coarse centroids */
+		float	   *cn = xmalloc(sizeof(float) * tsz),
+				   *T = xmalloc(sizeof(float) * tsz * nl),
+				   *Q = xmalloc(sizeof(float) * tsz),
+				   *lut = xmalloc(sizeof(float) * tsz),
+				   *ref = xmalloc(sizeof(float) * tsz),
+				   *r = xmalloc(sizeof(float) * d);
+		const float *q = x + 2345 * d;
+		uint8_t    *codes = xmalloc(qt_code_size(m, nbits) * 50);
+		int			dot_ok = 1,
+					l2_ok = 1;
+
+		qt_pq_dot_table(&pq, q, Q);
+		qt_pq_lut(&pq, q, QT_METRIC_IP, ref);
+		for (size_t i = 0; i < tsz; i++)
+			dot_ok &= fabsf(Q[i] - ref[i]) <= 1e-4f * (1 + fabsf(ref[i]));
+		ok(dot_ok, "qt_pq_dot_table (sgemv) equals the inner-product lookup table");
+
+		qt_pq_norm_lut(&pq, cn);
+		qt_pq_precompute(&pq, cn, coarse, nl, T);
+		qt_pq_encode_ref(&pq, x + 3000 * d, 50, codes);
+		for (int l = 0; l < nl; l++)
+		{
+			double		base = l2sq_d(q, coarse + l * d, d);
+
+			for (int t = 0; t < d; t++)
+				r[t] = q[t] - coarse[l * d + t];
+			qt_pq_lut(&pq, r, QT_METRIC_L2, ref);
+			qt_pq_lut_from_tables(T + (size_t) l * tsz, Q, (int64_t) tsz, lut);
+			for (int i = 0; i < 50; i++)
+			{
+				const uint8_t *c = codes + (size_t) i * qt_code_size(m, nbits);
+				double		want = qt_adc_ref(ref, m, nbits, c);
+				double		got = base + qt_adc_ref(lut, m, nbits, c);
+
+				l2_ok &= fabs(got - want) <= 1e-3 * (1 + want + base);
+			}
+		}
+		ok(l2_ok, "precomputed tables: ||q - c||^2 + ADC(T_l - 2Q) equals ADC of the residual's L2 table");
+		free(cent);
+		free(cn);
+		free(T);
+		free(Q);
+		free(lut);
+		free(ref);
+		free(r);
+		free(codes);
+	}
+
 	/* interrupt hook during training */
 	hook_calls = 0;
 	qt_interrupt_hook = count_hook;
@@ -569,7 +627,30 @@ test_distances(void)
 	float		a[7] = {1, 2, 3, 4, 5, 6, 7},
 				b[7] = {7, 6, 5, 4, 3, 2, 1};
 
+	int			good = 1;
+
 	ok(qt_l2_sq(a, b, 7) == 112.0f && qt_dot(a, b, 7) == 84.0f, "l2_sq and dot on a 7-vector (tail loop)");
+	/* every length 1..70 (all vector and tail paths) against double sums */
+	for (int d = 1; d <= 70; d++)
+	{
+		float		x[70],
+					y[70];
+		double		l2 = 0,
+					ip = 0;
+
+		for (int t = 0; t < d; t++)
+		{
+			x[t] = randn();
+			y[t] = randn();
+			l2 += ((double) x[t] - y[t]) * ((double) x[t] - y[t]);
+			ip += (double) x[t] * y[t];
+		}
+		good &= fabs(qt_l2_sq(x, y, d) - l2) <= 1e-5 * (1 + l2) && fabs(qt_dot(x, y, d) - ip) <= 1e-5 * (1 + fabs(l2));
+	}
+	ok(good, "l2_sq and dot of every length 1..70 match double-precision sums");
+	ok(qt_exact_distance(QT_METRIC_L2, a, b, 7) == sqrt(112.0) && qt_exact_distance(QT_METRIC_IP, a, b, 7) == -84.0 &&
+	   isnan(qt_exact_distance(QT_METRIC_COSINE, a, (float[7]) {0}, 7)) &&
+	   qt_exact_distance(QT_METRIC_COSINE, a, a, 7) < 1e-6, "exact distances: L2, negative inner product, cosine (NaN for zero)");
 }
 
 static void
