@@ -1,7 +1,8 @@
 /*
  * infer.c: the whole model in the database.  Builds the llama forward pass
  * (llama.c) over a model's rows, read through the tensor cache, and runs it
- * for pgquant.generate, pgquant.perplexity and the tokenizer functions.
+ * for pgquant.generate, pgquant.perplexity and the tokenizer functions
+ * (pgquant.calibrate, in calibrate.c, uses the same model and state).
  *
  * A model runs when pgquant.models says arch = 'llama' and its config has
  * the integer fields dim, hidden_dim, n_layers, n_heads, n_kv_heads,
@@ -24,23 +25,14 @@
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 
-#include "llama.h"
+#include "infer.h"
 #include "llama2c.h"
-#include "models.h"
-#include "tokenizer.h"
 
 PG_FUNCTION_INFO_V1(pgquant_generate);
 PG_FUNCTION_INFO_V1(pgquant_perplexity);
 PG_FUNCTION_INFO_V1(pgquant_tokenize);
 PG_FUNCTION_INFO_V1(pgquant_detokenize);
 
-typedef struct InferModel
-{
-	const char *name;
-	LlamaModel	m;
-	const PgqTokens *tokens;	/* NULL when not asked for */
-	BpeVocab	vocab;
-} InferModel;
 
 /* a field of the model's config: an integer, or false when absent */
 static bool
@@ -135,8 +127,8 @@ get_vec(PgqTensorReader *rd, const char *model, const char *name, int n)
 }
 
 /* the model's forward pass (and, when asked, its tokenizer), or an error saying what is missing */
-static void
-load_model(const char *model, InferModel *im, bool need_tokens)
+void
+PgqInferLoad(const char *model, InferModel *im, bool need_tokens)
 {
 	char	   *arch;
 	Jsonb	   *config;
@@ -241,8 +233,8 @@ interrupt_cb(void)
 }
 
 /* tokens of a text (in the database encoding) with BOS; the count in *n */
-static int *
-encode_text(InferModel *im, text *t, bool bos, int *n)
+int *
+PgqInferEncode(InferModel *im, text *t, bool bos, int *n)
 {
 	char	   *s = text_to_cstring(t);
 	char	   *u = pg_server_to_any(s, strlen(s), PG_UTF8);
@@ -283,8 +275,8 @@ utf8_to_text(StringInfo raw)
 }
 
 /* the state block of a forward pass over up to max_pos positions */
-static void
-new_state(InferModel *im, LlamaState *s, int max_pos)
+void
+PgqInferState(InferModel *im, LlamaState *s, int max_pos)
 {
 	size_t		bytes = llama_state_bytes(&im->m, max_pos);
 
@@ -295,8 +287,8 @@ new_state(InferModel *im, LlamaState *s, int max_pos)
 	llama_state_init(s, &im->m, max_pos, palloc_extended(bytes, MCXT_ALLOC_HUGE));
 }
 
-static void
-check_device(void)
+void
+PgqInferCheckDevice(void)
 {
 	if (pgquant_device == PGQ_DEVICE_CUDA)
 		ereport(ERROR,
@@ -341,15 +333,15 @@ pgquant_generate(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("top_p must be in (0, 1], got %g", top_p)));
-	check_device();
+	PgqInferCheckDevice();
 	if (PG_ARGISNULL(4))
 		pg_prng_seed(&rng, pg_prng_uint64(&pg_global_prng_state));
 	else
 		pg_prng_seed(&rng, (uint64) PG_GETARG_INT64(4));
 
 	model = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	load_model(model, &im, true);
-	prompt = encode_text(&im, PG_ARGISNULL(1) ? cstring_to_text("") : PG_GETARG_TEXT_PP(1), true, &nprompt);
+	PgqInferLoad(model, &im, true);
+	prompt = PgqInferEncode(&im, PG_ARGISNULL(1) ? cstring_to_text("") : PG_GETARG_TEXT_PP(1), true, &nprompt);
 	if (nprompt > im.m.c.seq_len)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -357,7 +349,7 @@ pgquant_generate(PG_FUNCTION_ARGS)
 						nprompt, im.m.c.seq_len, model)));
 	/* positions to run: the prompt's (after BOS), then one per new token */
 	steps = Min((int64) nprompt - 1 + max_tokens, (int64) im.m.c.seq_len);
-	new_state(&im, &st, Max(steps, 1));
+	PgqInferState(&im, &st, Max(steps, 1));
 	scratch = palloc(llama_sample_scratch_bytes(im.m.c.vocab_size));
 	initStringInfo(&raw);
 
@@ -404,10 +396,10 @@ pgquant_perplexity(PG_FUNCTION_ARGS)
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	check_device();
-	load_model(model, &im, true);
-	tokens = encode_text(&im, PG_GETARG_TEXT_PP(1), true, &n);
-	new_state(&im, &st, Min(n, im.m.c.seq_len));
+	PgqInferCheckDevice();
+	PgqInferLoad(model, &im, true);
+	tokens = PgqInferEncode(&im, PG_GETARG_TEXT_PP(1), true, &n);
+	PgqInferState(&im, &st, Min(n, im.m.c.seq_len));
 
 	/*
 	 * Predict every token after BOS.  A text longer than the context is
@@ -460,7 +452,7 @@ pgquant_tokenize(PG_FUNCTION_ARGS)
 	im.vocab.scores = im.tokens->scores;
 	im.vocab.max_len = im.tokens->max_len;
 	im.vocab.sorted = im.tokens->sorted;
-	tokens = encode_text(&im, PG_GETARG_TEXT_PP(1), PG_GETARG_BOOL(2), &n);
+	tokens = PgqInferEncode(&im, PG_GETARG_TEXT_PP(1), PG_GETARG_BOOL(2), &n);
 	d = palloc(sizeof(Datum) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 		d[i] = Int32GetDatum(tokens[i]);

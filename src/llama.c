@@ -83,6 +83,8 @@ llama_state_init(LlamaState *s, const LlamaModel *m, int max_pos, void *mem)
 #undef TAKE
 	s->work = p;
 	s->max_pos = max_pos;
+	s->capture = NULL;
+	s->capture_arg = NULL;
 }
 
 static void
@@ -171,6 +173,8 @@ llama_forward(const LlamaModel *m, LlamaState *s, int token, int pos)
 		float	   *v = s->vcache + loff + (size_t) pos * kv_dim;
 
 		rmsnorm(s->xb, s->x, L->attn_norm, dim, c->norm_eps);
+		if (s->capture)
+			s->capture(s->capture_arg, l, LLAMA_SITE_ATTN_IN, s->xb, dim);
 		matvec(&L->wq, s->xb, s->q, s->work);
 		matvec(&L->wk, s->xb, k, s->work);
 		matvec(&L->wv, s->xb, v, s->work);
@@ -203,11 +207,15 @@ llama_forward(const LlamaModel *m, LlamaState *s, int token, int pos)
 					out[i] += att[t] * vt[i];
 			}
 		}
+		if (s->capture)
+			s->capture(s->capture_arg, l, LLAMA_SITE_ATTN_OUT, s->xb, dim);
 		matvec(&L->wo, s->xb, s->xb2, s->work);
 		for (int i = 0; i < dim; i++)
 			s->x[i] += s->xb2[i];
 
 		rmsnorm(s->xb, s->x, L->ffn_norm, dim, c->norm_eps);
+		if (s->capture)
+			s->capture(s->capture_arg, l, LLAMA_SITE_FFN_IN, s->xb, dim);
 		matvec(&L->w1, s->xb, s->hb, s->work);
 		matvec(&L->w3, s->xb, s->hb2, s->work);
 		for (int i = 0; i < c->hidden_dim; i++)
@@ -216,6 +224,8 @@ llama_forward(const LlamaModel *m, LlamaState *s, int token, int pos)
 
 			s->hb[i] = a * (1.0f / (1.0f + expf(-a))) * s->hb2[i];
 		}
+		if (s->capture)
+			s->capture(s->capture_arg, l, LLAMA_SITE_FFN_HIDDEN, s->hb, c->hidden_dim);
 		matvec(&L->w2, s->hb, s->xb, s->work);
 		for (int i = 0; i < dim; i++)
 			s->x[i] += s->xb[i];

@@ -17,6 +17,10 @@
  *   logits = classifier (rmsnorm(x) * norm)
  * rmsnorm(x) = x / sqrt(mean(x^2) + eps).  Every matrix is [out, in]; a
  * quantized one is multiplied by qk_gemv, an fp32 one by OpenBLAS sgemv.
+ *
+ * Calibration reads the input vector of every linear layer through an
+ * optional capture hook in the state (NULL by default: generation and
+ * scoring pay one untaken branch per site).
  */
 #ifndef PGQUANT_LLAMA_H
 #define PGQUANT_LLAMA_H
@@ -68,6 +72,26 @@ typedef struct LlamaModel
 	LlamaLayer *layers;
 } LlamaModel;
 
+/*
+ * The four input vectors of a layer's seven matrices (matrices that read
+ * the same vector share a site):
+ *   ATTN_IN     wq, wk, wv   rmsnorm(x) * attention_norm          dim floats
+ *   ATTN_OUT    wo           the attention heads concatenated      dim
+ *   FFN_IN      w1, w3       rmsnorm(x) * ffn_norm                 dim
+ *   FFN_HIDDEN  w2           silu(w1 xb) * (w3 xb)                 hidden_dim
+ */
+typedef enum LlamaSite
+{
+	LLAMA_SITE_ATTN_IN = 0,
+	LLAMA_SITE_ATTN_OUT,
+	LLAMA_SITE_FFN_IN,
+	LLAMA_SITE_FFN_HIDDEN,
+	LLAMA_NSITES
+} LlamaSite;
+
+/* called with each site's vector x (n floats, read-only, valid during the call) */
+typedef void (*LlamaCaptureFn) (void *arg, int layer, LlamaSite site, const float *x, int n);
+
 /* per-sequence buffers, all in one caller-provided block */
 typedef struct LlamaState
 {
@@ -83,6 +107,8 @@ typedef struct LlamaState
 			   *vcache;
 	void	   *work;			/* scratch of the quantized products */
 	int			max_pos;
+	LlamaCaptureFn capture;		/* NULL (llama_state_init's default): no capture */
+	void	   *capture_arg;
 } LlamaState;
 
 /* bytes of the state block for sequences of up to max_pos positions */

@@ -285,9 +285,14 @@ ref_norm(double *o, const double *x, const double *w, int n, double eps)
 		o[i] = w[i] * x[i] * ss;
 }
 
-/* logits of every position of tokens[0..n-1], written plainly in double */
+/*
+ * logits of every position of tokens[0..n-1], written plainly in double;
+ * with acts, also the input vector of each linear-layer site (llama.h
+ * LlamaSite) at acts[((p * n_layers + l) * LLAMA_NSITES + site) * REF_ACT_W]
+ */
+#define REF_ACT_W 128
 static void
-ref_logits(const RefModel *m, const int *tokens, int n, double *logits)
+ref_logits(const RefModel *m, const int *tokens, int n, double *logits, double *acts)
 {
 	const LlamaConfig *c = &m->c;
 	int			hs = c->dim / c->n_heads,
@@ -313,7 +318,10 @@ ref_logits(const RefModel *m, const int *tokens, int n, double *logits)
 			double	   *k = K + ((size_t) l * n + p) * kvd,
 					   *v = V + ((size_t) l * n + p) * kvd;
 
+#define REF_ACT(site, v, len) do { if (acts) memcpy(acts + (((size_t) p * c->n_layers + l) * LLAMA_NSITES + (site)) * REF_ACT_W, \
+														(v), sizeof(double) * (len)); } while (0)
 			ref_norm(xb, x, m->an + l * D, D, c->norm_eps);
+			REF_ACT(LLAMA_SITE_ATTN_IN, xb, D);
 			ref_mv(m->wq + (size_t) l * D * D, D, D, xb, q);
 			ref_mv(m->wk + (size_t) l * kvd * D, kvd, D, xb, k);
 			ref_mv(m->wv + (size_t) l * kvd * D, kvd, D, xb, v);
@@ -364,14 +372,18 @@ ref_logits(const RefModel *m, const int *tokens, int n, double *logits)
 					o[head * hs + i] = s;
 				}
 			}
+			REF_ACT(LLAMA_SITE_ATTN_OUT, o, D);
 			ref_mv(m->wo + (size_t) l * D * D, D, D, o, xb);
 			for (int i = 0; i < D; i++)
 				x[i] += xb[i];
 			ref_norm(xb, x, m->fn + l * D, D, c->norm_eps);
+			REF_ACT(LLAMA_SITE_FFN_IN, xb, D);
 			ref_mv(m->w1 + (size_t) l * H * D, H, D, xb, h1);
 			ref_mv(m->w3 + (size_t) l * H * D, H, D, xb, h3);
 			for (int i = 0; i < H; i++)
 				h1[i] = h1[i] / (1.0 + exp(-h1[i])) * h3[i];
+			REF_ACT(LLAMA_SITE_FFN_HIDDEN, h1, H);
+#undef REF_ACT
 			ref_mv(m->w2 + (size_t) l * D * H, D, H, h1, xb);
 			for (int i = 0; i < D; i++)
 				x[i] += xb[i];
@@ -381,6 +393,32 @@ ref_logits(const RefModel *m, const int *tokens, int n, double *logits)
 	}
 	free(K);
 	free(V);
+}
+
+/* the capture hook of the test: every call's vector, by position */
+typedef struct CaptureLog
+{
+	int			pos;
+	int			calls;
+	int			bad_len;
+	const LlamaConfig *c;
+	float	   *acts;			/* laid out like ref_logits' acts */
+	int			order[64];		/* (layer, site) of the first position's calls */
+} CaptureLog;
+
+static void
+capture_cb(void *arg, int layer, LlamaSite site, const float *x, int n)
+{
+	CaptureLog *g = arg;
+	int			want = site == LLAMA_SITE_FFN_HIDDEN ? g->c->hidden_dim : g->c->dim;
+
+	if (n != want)
+		g->bad_len++;
+	if (g->pos == 0 && g->calls < 64)
+		g->order[g->calls] = layer * LLAMA_NSITES + (int) site;
+	g->calls++;
+	memcpy(g->acts + (((size_t) g->pos * g->c->n_layers + layer) * LLAMA_NSITES + site) * REF_ACT_W,
+		   x, sizeof(float) * n);
 }
 
 /* a qtensor of w (rows x cols) at 8 bits, groups of 16 */
@@ -424,6 +462,13 @@ test_forward(bool quantized)
 	QtLayout	ql[2][7];
 	int			tokens[12] = {1, 5, 9, 33, 2, 17, 17, 39, 0, 21, 8, 30};
 	double	   *ref = malloc(sizeof(double) * 12 * c.vocab_size);
+	double	   *acts;
+	float	   *nocap = malloc(sizeof(float) * 12 * c.vocab_size);
+	CaptureLog	g = {0};
+	bool		same = true,
+				in_order = true;
+	double		act_err = 0.0,
+				act_scale = 0.0;
 	LlamaState	st;
 	void	   *mem;
 	double		worst = 0.0,
@@ -512,7 +557,8 @@ test_forward(bool quantized)
 		}
 	}
 
-	ref_logits(&r, tokens, 12, ref);
+	acts = calloc((size_t) 12 * c.n_layers * LLAMA_NSITES * REF_ACT_W, sizeof(double));
+	ref_logits(&r, tokens, 12, ref, acts);
 	mem = malloc(llama_state_bytes(&m, 12));
 	llama_state_init(&st, &m, 12, mem);
 	for (int p = 0; p < 12; p++)
@@ -531,10 +577,46 @@ test_forward(bool quantized)
 				best = i;
 		}
 		agree += llama_argmax(lg, c.vocab_size) == best;
+		memcpy(nocap + (size_t) p * c.vocab_size, lg, sizeof(float) * c.vocab_size);
 	}
 	ok(worst <= 1e-4 * scale, "forward pass (%s weights) matches the double reference at 12 positions: "
 	   "worst logit error %.2e, logits up to %.2f", quantized ? "8-bit" : "fp32", worst, scale);
 	ok(agree == 12, "%s: the argmax agrees at every position (%d of 12)", quantized ? "8-bit" : "fp32", agree);
+
+	/* again with the capture hook: the same logits, and every site's input vector */
+	g.c = &c;
+	g.acts = calloc((size_t) 12 * c.n_layers * LLAMA_NSITES * REF_ACT_W, sizeof(float));
+	llama_state_init(&st, &m, 12, mem);
+	ok(st.capture == NULL, "a new state captures nothing");
+	st.capture = capture_cb;
+	st.capture_arg = &g;
+	for (int p = 0; p < 12; p++)
+	{
+		float	   *lg;
+
+		g.pos = p;
+		lg = llama_forward(&m, &st, tokens[p], p);
+		same = same && memcmp(lg, nocap + (size_t) p * c.vocab_size, sizeof(float) * c.vocab_size) == 0;
+	}
+	for (int i = 0; i < c.n_layers * LLAMA_NSITES; i++)
+		in_order = in_order && g.order[i] == i;
+	for (size_t i = 0; i < (size_t) 12 * c.n_layers * LLAMA_NSITES * REF_ACT_W; i++)
+	{
+		if (fabs(g.acts[i] - acts[i]) > act_err)
+			act_err = fabs(g.acts[i] - acts[i]);
+		if (fabs(acts[i]) > act_scale)
+			act_scale = fabs(acts[i]);
+	}
+	ok(same, "%s: capturing leaves the logits bit for bit unchanged", quantized ? "8-bit" : "fp32");
+	ok(g.calls == 12 * c.n_layers * LLAMA_NSITES && g.bad_len == 0 && in_order,
+	   "%s: 4 sites per layer per position, in forward order, with dim or hidden_dim floats (%d calls)",
+	   quantized ? "8-bit" : "fp32", g.calls);
+	ok(act_err <= 1e-4 * act_scale,
+	   "%s: every captured input vector matches the double reference: worst error %.2e, values up to %.2f",
+	   quantized ? "8-bit" : "fp32", act_err, act_scale);
+	free(g.acts);
+	free(acts);
+	free(nocap);
 	free(mem);
 	free(ref);
 	for (int l = 0; l < c.n_layers; l++)
