@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "qcalib.h"
 
 static int	n_tests = 0;
@@ -483,11 +485,278 @@ test_stats(void)
 	free(xtx);
 }
 
+/* a qtensor from a GPTQ result (asymmetric unless sym) */
+static uint8_t *
+gptq_tensor(const QtGptqResult *res, int rows, int cols, int bits, int gs, bool sym, QtLayout *l)
+{
+	QtHeader	h;
+	char		err[QT_ERRMSG_LEN];
+	uint8_t    *buf;
+
+	if (qt_params_plan(QT_METHOD_GPTQ, bits, gs, (sym ? 0 : QT_FLAG_ZEROS) | (res->perm ? QT_FLAG_PERM : 0),
+					   res->scale_type, rows, cols, &h, l, err) != QT_OK)
+		return NULL;
+	buf = new_tensor(&h, l);
+	qt_params_write(buf, l, res->scales, res->zeros, res->codes);
+	if (res->perm)
+		memcpy(buf + l->off_perm, res->perm, sizeof(int32_t) * cols);
+	return buf;
+}
+
+/* relative output error ||X (W - Q)^T||^2 / ||X W^T||^2 from H = X^T X */
+static double
+output_error(const float *w, const uint8_t *buf, const QtLayout *l, const float *hess)
+{
+	const QtHeader *h = (const QtHeader *) buf;
+	int64_t		n = (int64_t) h->rows * h->cols;
+	float	   *d = malloc(sizeof(float) * n),
+			   *tmp = malloc(sizeof(float) * n);
+	double		num,
+				den;
+
+	qt_dequantize_ref(buf, l, 0, h->rows, d);
+	for (int64_t i = 0; i < n; i++)
+		d[i] = w[i] - d[i];
+	num = qc_hessian_energy(d, h->rows, h->cols, hess, tmp);
+	den = qc_hessian_energy(w, h->rows, h->cols, hess, tmp);
+	free(d);
+	free(tmp);
+	return num / den;
+}
+
+/*
+ * Activations with structure like a network's: rows x n, each channel a
+ * mix of one of n/8 shared factors and its own noise, and every 16th
+ * channel an outlier, 20x larger.  Returns X^T X (n x n).
+ */
+static float *
+correlated_hessian(int nrows, int n, bool correlated)
+{
+	float	   *x = malloc(sizeof(float) * nrows * n),
+			   *z = malloc(sizeof(float) * (n / 8 + 1)),
+			   *hess = malloc(sizeof(float) * n * n);
+	QcStats    *s = qc_stats_new(n, true);
+
+	for (int r = 0; r < nrows; r++)
+	{
+		for (int t = 0; t <= n / 8; t++)
+			z[t] = randn();
+		for (int j = 0; j < n; j++)
+			x[r * n + j] = (correlated ? z[j % (n / 8 + 1)] + 0.3f * randn() : randn()) * (j % 16 == 0 ? 20.0f : 1.0f);
+	}
+	qc_stats_add(s, x, nrows);
+	qc_stats_hessian(s, hess);
+	qc_stats_free(s);
+	free(x);
+	free(z);
+	return hess;
+}
+
+/* output error ceilings of GPTQ relative to RTN on correlated activations, by bit width */
+static const double gptq_ratio_ceiling[9] = {0, 0, 0.5, 0.35, 0.35, 0.35, 0.35, 0.35, 0.35};
+
+static void
+test_gptq(void)
+{
+	enum
+	{
+		ROWS = 48, COLS = 300, NX = 1200
+	};
+	float	   *w = malloc(sizeof(float) * ROWS * COLS);
+	float	   *hc = correlated_hessian(NX, COLS, true);
+	char		err[QT_ERRMSG_LEN];
+	struct
+	{
+		int			bits,
+					gs;
+		bool		sym,
+					act_order,
+					static_groups;
+	}			cfg[] = {
+		{2, 128, false, false, false}, {3, 32, false, false, false}, {4, 100, false, true, false},
+		{4, 128, true, false, false}, {3, 64, false, true, true}, {8, QT_GROUP_PER_CHANNEL, false, true, false},
+		{5, 200, false, false, true}, {6, 7, true, true, false}
+	};
+
+	fill(w, ROWS * COLS, true);
+
+	/* the blocked path against the oracle, over groups that divide the block, straddle it, or are odd */
+	for (size_t c = 0; c < sizeof(cfg) / sizeof(cfg[0]); c++)
+	{
+		QtGptqSpec	spec = {cfg[c].bits, cfg[c].gs, cfg[c].sym, cfg[c].act_order, cfg[c].static_groups, 0.01, 0};
+		QtGptqResult a,
+					b;
+		QtLayout	la,
+					lb;
+		uint8_t    *ta,
+				   *tb;
+		int64_t		diff = 0;
+		double		ea,
+					eb;
+		bool		perm_ok = true;
+		uint8_t		scratch[COLS];
+
+		if (qt_gptq(w, ROWS, COLS, hc, &spec, &a, err) != QT_OK || qt_gptq_ref(w, ROWS, COLS, hc, &spec, &b, err) != QT_OK)
+		{
+			ok(0, "gptq: %s", err);
+			continue;
+		}
+		for (int64_t i = 0; i < (int64_t) ROWS * COLS; i++)
+			diff += a.codes[i] != b.codes[i];
+		ta = gptq_tensor(&a, ROWS, COLS, cfg[c].bits, cfg[c].gs, cfg[c].sym, &la);
+		tb = gptq_tensor(&b, ROWS, COLS, cfg[c].bits, cfg[c].gs, cfg[c].sym, &lb);
+		ea = output_error(w, ta, &la, hc);
+		eb = output_error(w, tb, &lb, hc);
+		if (cfg[c].act_order && !cfg[c].static_groups)
+		{
+			/* a permutation, by descending diag(H) */
+			for (int j = 1; j < COLS; j++)
+				perm_ok &= hc[a.perm[j] * COLS + a.perm[j]] <= hc[a.perm[j - 1] * COLS + a.perm[j - 1]];
+		}
+		else
+			perm_ok = a.perm == NULL;
+		ok(diff <= ROWS * COLS / 1000 && fabs(ea - eb) <= 1e-3 * eb && perm_ok &&
+		   qt_check_body(ta, &la, scratch, NULL) == QT_OK,
+		   "gptq %d bits, group %d%s%s%s: blocked = oracle (%lld of %d codes differ, output error %.5f vs %.5f)%s",
+		   cfg[c].bits, cfg[c].gs, cfg[c].sym ? ", sym" : "", cfg[c].act_order ? ", act-order" : "",
+		   cfg[c].static_groups ? ", static groups" : "", (long long) diff, ROWS * COLS, ea, eb,
+		   cfg[c].act_order && !cfg[c].static_groups ? ", permutation by descending diag(H)" : "");
+		qt_gptq_result_free(&a);
+		qt_gptq_result_free(&b);
+		free(ta);
+		free(tb);
+	}
+
+	/* on correlated activations GPTQ's output error is a fraction of RTN's, at every width */
+	{
+		double		worst = 0.0;
+		int			bad = 0;
+
+		for (int bits = 2; bits <= 8; bits++)
+		{
+			QtGptqSpec	spec = {bits, 128, false, false, false, 0.01, 0};
+			QtGptqResult res;
+			QtLayout	lr,
+						lg;
+			uint8_t    *r = quantize_rtn(w, ROWS, COLS, bits, 128, false, &lr);
+			uint8_t    *g;
+			double		ratio;
+
+			qt_gptq(w, ROWS, COLS, hc, &spec, &res, err);
+			g = gptq_tensor(&res, ROWS, COLS, bits, 128, false, &lg);
+			ratio = output_error(w, g, &lg, hc) / output_error(w, r, &lr, hc);
+			bad += ratio > gptq_ratio_ceiling[bits];
+			worst = ratio > worst ? ratio : worst;
+			qt_gptq_result_free(&res);
+			free(r);
+			free(g);
+		}
+		ok(bad == 0, "gptq g128 on correlated activations with outlier channels: output error under the named "
+		   "fraction of rtn's at 2..8 bits (worst ratio %.3f)", worst);
+	}
+
+	/* with a diagonal H there is nothing to compensate: GPTQ's codes are RTN's */
+	{
+		float	   *hd = calloc(COLS * COLS, sizeof(float));
+		QtGptqSpec	spec = {4, 64, false, false, false, 0.01, 0};
+		QtGptqResult res;
+		QtLayout	lr;
+		uint8_t    *r = quantize_rtn(w, ROWS, COLS, 4, 64, false, &lr);
+		int64_t		diff = 0;
+
+		for (int j = 0; j < COLS; j++)
+			hd[j * COLS + j] = 1.0f + (float) (j % 5);
+		qt_gptq(w, ROWS, COLS, hd, &spec, &res, err);
+		for (int rr = 0; rr < ROWS; rr++)
+			for (int j = 0; j < COLS; j++)
+				diff += res.codes[rr * COLS + j] != qt_code_at(r + lr.off_codes + rr * lr.row_bytes, j, 4);
+		ok(diff == 0, "gptq with a diagonal X^T X reproduces rtn's codes exactly (%lld differ)", (long long) diff);
+		qt_gptq_result_free(&res);
+		free(r);
+		free(hd);
+	}
+
+	/* two columns by hand: w2 absorbs (w1 - q1) * H12 / H22 before it is quantized */
+	{
+		float		w2[2] = {0.3f, -0.55f},
+					h2[4] = {4.0f, 1.5f, 1.5f, 2.0f};
+		QtGptqSpec	spec = {3, QT_GROUP_PER_CHANNEL, false, false, false, 1e-9, 0};
+		QtGptqResult res;
+		float		s = qt_round_scale(qt_rtn_scale(w2, 2, 3, false), QT_SCALE_FP16);
+		int			z = qt_rtn_zero(w2, 2, 3, false, s);
+		float		q1 = fminf(fmaxf(rintf(w2[0] / s) + z, 0), 7);
+		float		w2b = w2[1] + (w2[0] - (q1 - z) * s) * 1.5f / 2.0f;
+		float		q2 = fminf(fmaxf(rintf(w2b / s) + z, 0), 7);
+
+		qt_gptq(w2, 1, 2, h2, &spec, &res, err);
+		ok(res.codes[0] == q1 && res.codes[1] == q2 && q2 != fminf(fmaxf(rintf(w2[1] / s) + z, 0), 7),
+		   "gptq on two columns: the second is quantized after absorbing (w1 - q1) H12 / H22 (codes %d %d)",
+		   res.codes[0], res.codes[1]);
+		qt_gptq_result_free(&res);
+	}
+
+	/* degenerate Hessians */
+	{
+		float		indef[4] = {1.0f, 3.0f, 3.0f, 1.0f};
+		float		zero4[4] = {0};
+		float		neg[4] = {-1.0f, 0.0f, 0.0f, 1.0f};
+		float		w2[4] = {0.5f, -1.0f, 2.0f, 0.25f};
+		QtGptqSpec	spec = {4, QT_GROUP_PER_CHANNEL, false, false, false, 0.01, 0};
+		QtGptqResult res;
+
+		QtStatus	st = qt_gptq(w2, 2, 2, indef, &spec, &res, err);
+
+		ok(st == QT_OK && res.retries == 3 && fabs(res.damp - 10.0) < 1e-9,
+		   "gptq: an indefinite X^T X (eigenvalue -2) succeeds once the dampening has grown to %g (%d retries)",
+		   res.damp, res.retries);
+		qt_gptq_result_free(&res);
+		ok(qt_gptq(w2, 2, 2, zero4, &spec, &res, err) == QT_OK && res.n_dead == 2 &&
+		   res.codes[0] == res.zeros[0] && res.codes[1] == res.zeros[0],
+		   "gptq: all-zero activations make every input dead; the weights become exact zeros");
+		qt_gptq_result_free(&res);
+		ok(qt_gptq(w2, 2, 2, neg, &spec, &res, err) == QT_EINVAL && strstr(err, "negative") != NULL,
+		   "gptq: a negative diagonal is refused: %s", err);
+	}
+
+	/* a dead channel in a real Hessian, and fewer activation rows than columns */
+	{
+		float	   *hf = correlated_hessian(COLS / 3, COLS, true);
+		QtGptqSpec	spec = {3, 64, false, true, false, 0.01, 0};
+		QtGptqResult res;
+		QtLayout	lr,
+					lg;
+		uint8_t    *r = quantize_rtn(w, ROWS, COLS, 3, 64, false, &lr),
+				   *g;
+		float	   *d = malloc(sizeof(float) * ROWS * COLS);
+		bool		zero_col = true;
+
+		for (int j = 0; j < COLS; j++)
+			hf[17 * COLS + j] = hf[j * COLS + 17] = 0.0f;
+		qt_gptq(w, ROWS, COLS, hf, &spec, &res, err);
+		g = gptq_tensor(&res, ROWS, COLS, 3, 64, false, &lg);
+		qt_dequantize_ref(g, &lg, 0, ROWS, d);
+		for (int rr = 0; rr < ROWS; rr++)
+			zero_col &= d[rr * COLS + 17] == 0.0f;
+		ok(res.n_dead == 1 && zero_col && res.retries == 0 &&
+		   output_error(w, g, &lg, hf) < 0.5 * output_error(w, r, &lr, hf),
+		   "gptq with 100 activation rows for 300 columns and a dead channel: weights of the dead channel are 0, "
+		   "output error under half of rtn's");
+		qt_gptq_result_free(&res);
+		free(r);
+		free(g);
+		free(d);
+		free(hf);
+	}
+	free(hc);
+	free(w);
+}
+
 int
 main(void)
 {
 	test_hqq();
 	test_stats();
+	test_gptq();
 	printf("1..%d\n", n_tests);
 	return n_failed == 0 ? 0 : 1;
 }
