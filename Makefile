@@ -47,7 +47,7 @@ tests/unit/test_qformat: tests/unit/test_qformat.c $(UNIT_SRCS) src/qformat.h sr
 	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Isrc -o $@ tests/unit/test_qformat.c $(UNIT_SRCS) -lm
 
 # the optimizing quantizers (HQQ, GPTQ, AWQ) and calibration statistics
-CALIB_SRCS = $(UNIT_SRCS) src/qparams.c src/quant_hqq.c src/calib_stats.c src/quant_gptq.c
+CALIB_SRCS = $(UNIT_SRCS) src/qparams.c src/quant_hqq.c src/calib_stats.c src/quant_gptq.c src/quant_awq.c
 tests/unit/test_calib: tests/unit/test_calib.c $(CALIB_SRCS) src/qformat.h src/quant.h src/qcalib.h
 	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Isrc -o $@ tests/unit/test_calib.c $(CALIB_SRCS) -llapacke -lopenblas -lm
 

@@ -2,14 +2,19 @@
 
 -- activations like a network's: each channel one of 16 shared factors plus its own noise,
 -- every 16th channel an outlier 20x larger; rows x cols, seeded
-CREATE FUNCTION cal_activations(rows int, cols int, seed float8) RETURNS real[] LANGUAGE sql AS $$
-	SELECT array_agg(r ORDER BY i) FROM (
-		SELECT i, array_agg(((z[i][1 + (j - 1) % 16] + 0.3 * e[i][j]) * CASE WHEN j % 16 = 1 THEN 20 ELSE 1 END)::real
-							ORDER BY j) AS r
-		FROM (SELECT test_matrix(rows, 16, seed) AS z, test_matrix(rows, cols, seed / 2) AS e) m,
-			generate_series(1, rows) i, generate_series(1, cols) j
-		GROUP BY i) t
-$$;
+CREATE FUNCTION cal_activations(rows int, cols int, seed float8) RETURNS real[] LANGUAGE plpgsql AS $$
+DECLARE
+	z real[] := test_matrix(rows, 16, seed);
+	e real[] := test_matrix(rows, cols, seed / 2);
+	x real[];
+BEGIN
+	SELECT array_agg(r ORDER BY i) INTO x FROM (
+		SELECT (k - 1) / cols AS i,
+			array_agg(((z[1 + (k - 1) / cols][1 + (k - 1) % cols % 16] + 0.3 * v)
+					   * CASE WHEN (k - 1) % cols % 16 = 0 THEN 20 ELSE 1 END)::real ORDER BY k) AS r
+		FROM unnest(e) WITH ORDINALITY u(v, k) GROUP BY 1) t;
+	RETURN x;
+END $$;
 
 SELECT pgquant.calibration_create('gq', model => 'generated');
 SELECT pgquant.calibration_add('gq', 'l', cal_activations(1024, 128, 0.71));
@@ -87,6 +92,7 @@ FROM (SELECT '{{0.5,-1},{2,0.25}}'::real[] AS w) s;
 
 -- bad calls: a clear error each
 SELECT test_error($$SELECT quantize('{{1,2}}'::real[], 'gptq', 4)$$);
+-- (a set without a layer: the set's only layer of that width, named in a NOTICE)
 SELECT test_error($$SELECT quantize('{{1,2}}'::real[], 'gptq', 4, calibration => 'gq')$$);
 SELECT test_error($$SELECT quantize('{{1,2}}'::real[], 'gptq', 4, calibration => 'nope', layer => 'l')$$);
 SELECT test_error($$SELECT quantize('{{1,2}}'::real[], 'gptq', 4, calibration => 'gq', layer => 'nope')$$);
@@ -105,3 +111,6 @@ SELECT test_error($$SELECT quantize('{{1,2}}'::real[], 'gptq', 4, calibration =>
 -- NULL options give NULL, like the other arguments
 SELECT quantize('{{1,2}}'::real[], 'gptq', 4, act_order => NULL) IS NULL AS null_act_order,
 	quantize('{{1,2}}'::real[], 'gptq', 4, damp => NULL) IS NULL AS null_damp;
+
+-- leave no calibration sets behind for the files that follow
+DELETE FROM pgquant.calibration_sets WHERE name = 'gq';

@@ -487,3 +487,63 @@ PgqCalibrationFetch(const char *set_name, const char *layer, PgqLayerStats *out)
 	SPI_finish();
 	PgqLayerStatsFromTuple(DatumGetHeapTupleHeader(d), out);
 }
+
+char *
+PgqCalibrationFindLayer(const char *set_name, int32 in_features)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Oid			argtypes[2] = {TEXTOID, INT4OID};
+	Datum		args[2] = {CStringGetTextDatum(set_name), Int32GetDatum(in_features)};
+	char	   *layer = NULL;
+	int			ret;
+	uint64		n;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ret = SPI_execute_with_args(
+		"SELECT s.name, (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c.layer), ', ' ORDER BY c.layer) "
+		"                FROM pgquant.calibration_stats c WHERE c.set_name OPERATOR(pg_catalog.=) s.name "
+		"                AND c.in_features OPERATOR(pg_catalog.=) $2), "
+		"       (SELECT pg_catalog.count(*) FROM pgquant.calibration_stats c "
+		"        WHERE c.set_name OPERATOR(pg_catalog.=) s.name AND c.in_features OPERATOR(pg_catalog.=) $2), "
+		"       (SELECT c.layer FROM pgquant.calibration_stats c WHERE c.set_name OPERATOR(pg_catalog.=) s.name "
+		"        AND c.in_features OPERATOR(pg_catalog.=) $2 LIMIT 1) "
+		"FROM pgquant.calibration_sets s WHERE s.name OPERATOR(pg_catalog.=) $1",
+		2, argtypes, args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading pgquant.calibration_stats failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("calibration set \"%s\" does not exist", set_name),
+				 errhint("Create it with pgquant.calibration_create() and add activations with pgquant.calibration_add().")));
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+
+		n = isnull ? 0 : DatumGetInt64(d);
+		if (n == 1)
+		{
+			char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
+
+			layer = MemoryContextStrdup(caller, v);
+		}
+		else if (n > 1)
+		{
+			char	   *list = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+
+			ereport(ERROR,
+					(errcode(ERRCODE_AMBIGUOUS_PARAMETER),
+					 errmsg("calibration set \"%s\" has %llu layers with %d input features; name one with layer =>",
+							set_name, (unsigned long long) n, in_features),
+					 errdetail("They are: %s.", list)));
+		}
+	}
+	SPI_finish();
+	if (layer == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("calibration set \"%s\" has no layer with %d input features", set_name, in_features),
+				 errhint("Name the layer with layer =>, or add its activations with pgquant.calibration_add().")));
+	return layer;
+}

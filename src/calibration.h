@@ -34,6 +34,12 @@ void		PgqLayerStatsFromTuple(HeapTupleHeader t, PgqLayerStats *out);
  */
 void		PgqCalibrationFetch(const char *set_name, const char *layer, PgqLayerStats *out);
 
+/*
+ * The one layer of a calibration set with in_features input features, for
+ * calls that name a set but no layer; ERROR when there is none or several.
+ */
+char	   *PgqCalibrationFindLayer(const char *set_name, int32 in_features);
+
 /* pgquant.calibration: the calibration set used when a call names none ("" when unset) */
 extern char *pgquant_calibration;
 

@@ -119,6 +119,44 @@ QtStatus	qt_gptq_ref(const float *w, int32_t rows, int32_t cols, const float *xt
 						const QtGptqSpec *spec, QtGptqResult *res, char *err);
 void		qt_gptq_result_free(QtGptqResult *res);
 
+/* ---- AWQ (quant_awq.c) ---- */
+
+#define QT_AWQ_GRID 20			/* grid points of alpha in [0, 1) and clipping steps, as the reference */
+#define QT_AWQ_MAX_SHRINK 0.5	/* the clipping search shrinks the range by at most this */
+#define QT_AWQ_SEARCH_ROWS 1024 /* output rows the scale search evaluates at most */
+
+typedef struct QtAwqSpec
+{
+	int			bits;
+	int			group_size;		/* > 0, or QT_GROUP_PER_CHANNEL */
+	bool		symmetric;
+	int			n_grid;			/* 0 for QT_AWQ_GRID */
+	double		max_shrink;		/* 0 for QT_AWQ_MAX_SHRINK */
+	int			search_rows;	/* 0: every row */
+} QtAwqSpec;
+
+typedef struct QtAwqResult
+{
+	float	   *chscale;		/* [cols] s, > 0: the tensor stores Q(W diag(s)) and divides by s */
+	float	   *scales;			/* [rows][ngroups], as stored */
+	uint8_t    *zeros;			/* [rows][ngroups] */
+	uint8_t    *codes;			/* [rows][cols] */
+	int			scale_type;
+	double		alpha;			/* the exponent chosen (0 without activation statistics) */
+	double		loss_rtn;		/* output error of the scale search at alpha = 0 (plain RTN) */
+	double		loss_scaled;	/* ... and at the chosen alpha, before clipping */
+} QtAwqResult;
+
+/*
+ * w: rows x cols row-major.  Statistics of the layer's inputs: h, the full
+ * X^T X (cols x cols), or else hdiag, its diagonal (sum x^2), or neither
+ * (errors in weight space); mean_abs: mean |x| per channel, or NULL for the
+ * data-free form (no scale search).
+ */
+QtStatus	qt_awq(const float *w, int32_t rows, int32_t cols, const float *h, const float *hdiag,
+				   const float *mean_abs, const QtAwqSpec *spec, QtAwqResult *res, char *err);
+void		qt_awq_result_free(QtAwqResult *res);
+
 /* ---- calibration statistics of a layer's input activations (calib_stats.c) ---- */
 
 /*

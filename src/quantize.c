@@ -23,12 +23,13 @@ PG_FUNCTION_INFO_V1(pgquant_quant_error);
 PG_FUNCTION_INFO_V1(pgquant_quant_error_calib);
 
 /* the methods quantize() implements, for the hint of an unknown name */
-#define PGQ_METHODS_HINT "Valid methods are: rtn, nf4, hqq, gptq."
+#define PGQ_METHODS_HINT "Valid methods are: rtn, nf4, hqq, awq, gptq."
 #define RTN_DEFAULT_GROUP 128
 #define NF4_DEFAULT_GROUP 64	/* bitsandbytes' blocksize */
 #define HQQ_DEFAULT_GROUP 64	/* the HQQ reference's default group size */
 #define GPTQ_DEFAULT_GROUP 128	/* the group size GPTQ's results are usually quoted at */
 #define GPTQ_DEFAULT_DAMP 0.01	/* the reference's percdamp */
+#define AWQ_DEFAULT_GROUP 128	/* the AWQ reference's q_group_size */
 /* below this many weights the GPU's transfers cost more than they save */
 #define GPU_MIN_ELEMS (1 << 20)
 
@@ -91,6 +92,8 @@ default_group_size(int method)
 			return HQQ_DEFAULT_GROUP;
 		case QT_METHOD_GPTQ:
 			return GPTQ_DEFAULT_GROUP;
+		case QT_METHOD_AWQ:
+			return AWQ_DEFAULT_GROUP;
 		default:
 			return RTN_DEFAULT_GROUP;
 	}
@@ -153,13 +156,20 @@ typedef struct CalibArgs
 
 /* The statistics of the layer the call names; ERROR when it names none. */
 static void
-fetch_stats(const char *method, const CalibArgs *ca, const Weights *w, bool need_hessian, PgqLayerStats *st)
+fetch_stats(const char *method, CalibArgs *ca, const Weights *w, bool need_hessian, PgqLayerStats *st)
 {
-	if (ca->set_name == NULL || ca->layer == NULL)
+	if (ca->set_name == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s needs calibration statistics of the layer", method),
-				 errhint("Pass calibration => and layer =>, or set pgquant.calibration and pass layer =>.")));
+				 errhint("Pass calibration => and layer =>, or set pgquant.calibration.")));
+	if (ca->layer == NULL)
+	{
+		ca->layer = PgqCalibrationFindLayer(ca->set_name, w->cols);
+		ereport(NOTICE,
+				(errmsg("%s uses layer \"%s\" of calibration set \"%s\", its only layer with %d input features",
+						method, ca->layer, ca->set_name, w->cols)));
+	}
 	PgqCalibrationFetch(ca->set_name, ca->layer, st);
 	if (st->n != w->cols)
 		ereport(ERROR,
@@ -183,7 +193,7 @@ fetch_stats(const char *method, const CalibArgs *ca, const Weights *w, bool need
 
 /* GPTQ: error-feedback quantization column by column, with the layer's X^T X */
 static uint8 *
-quantize_gptq(const Weights *w, const QtSpec *spec, const CalibArgs *ca)
+quantize_gptq(const Weights *w, const QtSpec *spec, CalibArgs *ca)
 {
 	PgqLayerStats st;
 	QtGptqSpec	gs;
@@ -239,6 +249,82 @@ quantize_gptq(const Weights *w, const QtSpec *spec, const CalibArgs *ca)
 	return buf;
 }
 
+/*
+ * AWQ: activation-aware channel scales and clipping.  Statistics from the
+ * calibration set; without one, the documented data-free form.
+ */
+static uint8 *
+quantize_awq(const Weights *w, const QtSpec *spec, CalibArgs *ca)
+{
+	PgqLayerStats st = {0};
+	QtAwqSpec	as;
+	QtAwqResult res;
+	QtHeader	h;
+	QtLayout	l;
+	QtStatus	rc;
+	char		err[QT_ERRMSG_LEN];
+	uint16		flags = (w->is1d ? QT_FLAG_1D : 0) | (spec->symmetric ? 0 : QT_FLAG_ZEROS) | QT_FLAG_CHSCALE;
+	float	   *hdiag = NULL;
+	uint8	   *buf;
+
+	if ((rc = qt_params_plan(QT_METHOD_AWQ, spec->bits, spec->group_size, flags, QT_SCALE_FP32,
+							 w->rows, w->cols, &h, &l, err)) != QT_OK)
+		QtensorReportStatus(rc, err, ERRCODE_INVALID_PARAMETER_VALUE);
+	if (ca->set_name == NULL)
+	{
+		if (ca->layer != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("layer \"%s\" names no calibration set", ca->layer),
+					 errhint("Pass calibration =>, or set pgquant.calibration.")));
+		ereport(NOTICE,
+				(errmsg("awq without calibration data: no activation-aware scaling, only the clipping search"),
+				 errdetail("With no calibration set named (calibration => or pgquant.calibration), awq keeps every "
+						   "channel scale at 1 and chooses each group's clipping range by the weights' own squared "
+						   "error, not the layer's output error.")));
+	}
+	else
+	{
+		fetch_stats("awq", ca, w, false, &st);
+		if (st.hessian == NULL)
+		{
+			hdiag = palloc(sizeof(float) * (size_t) st.n);
+			for (int32 j = 0; j < st.n; j++)
+				hdiag[j] = (float) st.sum_sq[j];
+			ereport(NOTICE,
+					(errmsg("layer \"%s\" of calibration set \"%s\" has no X^T X: awq measures errors with its diagonal",
+							ca->layer, ca->set_name),
+					 errdetail("The searches then treat the input channels as uncorrelated.")));
+		}
+	}
+
+	as.bits = spec->bits;
+	as.group_size = spec->group_size;
+	as.symmetric = spec->symmetric;
+	as.n_grid = 0;
+	as.max_shrink = 0.0;
+	as.search_rows = QT_AWQ_SEARCH_ROWS;
+	rc = qt_awq(w->w, w->rows, w->cols, st.hessian, hdiag, ca->set_name ? st.mean_abs : NULL, &as, &res, err);
+	if (rc != QT_OK)
+		ereport(ERROR,
+				(errcode(rc == QT_ELIMIT ? ERRCODE_PROGRAM_LIMIT_EXCEEDED : ERRCODE_DATA_EXCEPTION),
+				 errmsg("awq cannot quantize these weights"),
+				 errdetail("%s.", err)));
+	ereport(DEBUG1,
+			(errmsg("awq: alpha %.2f, scale-search output error %g at alpha 0, %g at the chosen alpha",
+					res.alpha, res.loss_rtn, res.loss_scaled)));
+	if ((rc = qt_params_plan(QT_METHOD_AWQ, spec->bits, spec->group_size, flags, res.scale_type,
+							 w->rows, w->cols, &h, &l, err)) != QT_OK)
+		QtensorReportStatus(rc, err, ERRCODE_INVALID_PARAMETER_VALUE);
+	buf = new_qtensor(&h, &l);
+	qt_params_write(buf, &l, res.scales, res.zeros, res.codes);
+	memcpy(buf + l.off_chscale, res.chscale, sizeof(float) * (size_t) w->cols);
+	qt_awq_result_free(&res);
+	if (hdiag)
+		pfree(hdiag);
+	return buf;
+}
+
 /* a text argument as a C string, or NULL */
 static char *
 text_arg_or_null(FunctionCallInfo fcinfo, int n)
@@ -269,7 +355,7 @@ pgquant_quantize(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	method = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	spec.method = qt_method_from_name(method);
-	if (spec.method < QT_METHOD_RTN || spec.method > QT_METHOD_MAX || spec.method == QT_METHOD_AWQ)
+	if (spec.method < QT_METHOD_RTN || spec.method > QT_METHOD_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown quantization method \"%s\"", method),
@@ -318,6 +404,8 @@ pgquant_quantize(PG_FUNCTION_ARGS)
 		PG_RETURN_POINTER(quantize_hqq(&w, &spec));
 	if (spec.method == QT_METHOD_GPTQ)
 		PG_RETURN_POINTER(quantize_gptq(&w, &spec, &ca));
+	if (spec.method == QT_METHOD_AWQ)
+		PG_RETURN_POINTER(quantize_awq(&w, &spec, &ca));
 	if ((st = qt_plan(&spec, w.w, w.rows, w.cols, w.is1d, &h, &l, err)) != QT_OK)
 		QtensorReportStatus(st, err, ERRCODE_INVALID_PARAMETER_VALUE);
 	buf = new_qtensor(&h, &l);

@@ -40,7 +40,7 @@ CREATE FUNCTION quantize(w real[], method text, bits integer,
 	RETURNS qtensor
 	AS 'MODULE_PATHNAME', 'pgquant_quantize' LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION quantize(real[], text, integer, integer, boolean, text, text, boolean, boolean, double precision) IS
-	'quantize a 1-D or 2-D real[] with rtn (default group 128), nf4 (4 bits, group 64), hqq (group 64) or, with a calibration set''s statistics of the layer, gptq (group 128)';
+	'quantize a 1-D or 2-D real[] with rtn (default group 128), nf4 (4 bits, group 64), hqq (group 64) or, with a calibration set''s statistics of the layer, awq or gptq (group 128)';
 
 CREATE FUNCTION dequantize(q qtensor) RETURNS real[]
 	AS 'MODULE_PATHNAME', 'pgquant_dequantize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;

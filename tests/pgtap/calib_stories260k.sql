@@ -20,7 +20,7 @@ BEGIN
 		GROUP BY i) t;
 	RETURN m;
 END $$;
-SELECT plan(11);
+SELECT plan(13);
 
 CREATE FUNCTION pg_temp.calib_stories260k_tests() RETURNS SETOF text LANGUAGE plpgsql AS $$
 DECLARE
@@ -31,7 +31,7 @@ DECLARE
 	p text[];
 BEGIN
 	IF to_regclass('stories260k') IS NULL THEN
-		RETURN NEXT skip('no stories260K data: set PGQUANT_DATA_DIR to a directory holding stories260K/', 11);
+		RETURN NEXT skip('no stories260K data: set PGQUANT_DATA_DIR to a directory holding stories260K/', 13);
 		RETURN;
 	END IF;
 
@@ -59,14 +59,17 @@ BEGIN
 	PERFORM pgquant.calibration_add('st-gen', 'in64', pg_temp.gen_activations(512, 64, 0.31));
 	PERFORM pgquant.calibration_add('st-gen', 'in172', pg_temp.gen_activations(512, 172, 0.32));
 	CREATE TEMP TABLE gptq_st AS
-	SELECT s.name, b AS bits, r.output_error AS rtn, g.output_error AS gptq, a.output_error AS gptq_ao
+	SELECT s.name, b AS bits, r.output_error AS rtn, g.output_error AS gptq, a.output_error AS gptq_ao,
+		w.output_error AS awq
 	FROM stories260k s, generate_series(2, 8) b,
 		LATERAL (SELECT CASE WHEN s.cols = 64 THEN 'in64' ELSE 'in172' END AS layer) l,
 		LATERAL quant_error(s.w, quantize(s.w, 'rtn', b, 32), 'st-gen', l.layer) r,
 		LATERAL quant_error(s.w, quantize(s.w, 'gptq', b, 32, calibration => 'st-gen', layer => l.layer),
 							'st-gen', l.layer) g,
 		LATERAL quant_error(s.w, quantize(s.w, 'gptq', b, 32, calibration => 'st-gen', layer => l.layer,
-										  act_order => true), 'st-gen', l.layer) a
+										  act_order => true), 'st-gen', l.layer) a,
+		LATERAL quant_error(s.w, quantize(s.w, 'awq', b, 32, calibration => 'st-gen', layer => l.layer),
+							'st-gen', l.layer) w
 	WHERE s.name <> 'tok_embeddings';
 	RETURN NEXT is((SELECT count(*) FROM gptq_st WHERE NOT (gptq < rtn AND gptq_ao < rtn)), 0::bigint,
 		'gptq (with and without act-order) beats rtn''s output error on all 35 matrices at 2..8 bits');
@@ -76,6 +79,10 @@ BEGIN
 		'3 and 4 bits: on average under 60% (measured 0.54)');
 	RETURN NEXT cmp_ok((SELECT avg(gptq_ao / rtn) FROM gptq_st WHERE bits IN (3, 4)), '<', 0.6::float8,
 		'3 and 4 bits, act-order: on average under 60% (measured 0.51)');
+	RETURN NEXT is((SELECT count(*) FROM gptq_st WHERE NOT awq < rtn), 0::bigint,
+		'awq beats rtn''s output error on all 35 matrices at 2..8 bits');
+	RETURN NEXT cmp_ok((SELECT avg(awq / rtn) FROM gptq_st WHERE bits IN (3, 4)), '<', 0.5::float8,
+		'3 and 4 bits: awq on average under 50% of rtn''s output error (measured 0.33)');
 END $$;
 
 SELECT * FROM pg_temp.calib_stories260k_tests();

@@ -751,12 +751,307 @@ test_gptq(void)
 	free(w);
 }
 
+/* a qtensor from an AWQ result */
+static uint8_t *
+awq_tensor(const QtAwqResult *res, int rows, int cols, int bits, int gs, bool sym, QtLayout *l)
+{
+	QtHeader	h;
+	char		err[QT_ERRMSG_LEN];
+	uint8_t    *buf;
+
+	if (qt_params_plan(QT_METHOD_AWQ, bits, gs, (sym ? 0 : QT_FLAG_ZEROS) | QT_FLAG_CHSCALE,
+					   res->scale_type, rows, cols, &h, l, err) != QT_OK)
+		return NULL;
+	buf = new_tensor(&h, l);
+	qt_params_write(buf, l, res->scales, res->zeros, res->codes);
+	memcpy(buf + l->off_chscale, res->chscale, sizeof(float) * cols);
+	return buf;
+}
+
+/* activations with outlier channels (every 37th channel 20x), independent or sharing factors */
+static float *
+outlier_activations(int nrows, int n, bool correlated)
+{
+	float	   *x = malloc(sizeof(float) * nrows * n);
+	int			k = n / 8;
+
+	for (int r = 0; r < nrows; r++)
+	{
+		float		z[64];
+
+		for (int t = 0; t < k && t < 64; t++)
+			z[t] = randn();
+		for (int j = 0; j < n; j++)
+			x[r * n + j] = (correlated ? z[j % k] + 0.3f * randn() : randn()) * (j % 37 == 0 ? 20.0f : 1.0f);
+	}
+	return x;
+}
+
+/* ||X (W - Q)^T||^2 / ||X W^T||^2 from the activation rows themselves (no X^T X) */
+static double
+output_error_rows(const float *w, const uint8_t *buf, const QtLayout *l, const float *x, int nrows)
+{
+	const QtHeader *h = (const QtHeader *) buf;
+	int			rows = h->rows,
+				n = h->cols;
+	float	   *q = malloc(sizeof(float) * rows * n);
+	double		num = 0.0,
+				den = 0.0;
+
+	qt_dequantize_ref(buf, l, 0, rows, q);
+	for (int t = 0; t < nrows; t++)
+		for (int r = 0; r < rows; r++)
+		{
+			double		yw = 0.0,
+						yq = 0.0;
+
+			for (int j = 0; j < n; j++)
+			{
+				yw += (double) x[t * n + j] * w[r * n + j];
+				yq += (double) x[t * n + j] * q[r * n + j];
+			}
+			num += (yw - yq) * (yw - yq);
+			den += yw * yw;
+		}
+	free(q);
+	return num / den;
+}
+
+/* AWQ output error ceilings relative to RTN on activations with outlier channels */
+static const double awq_ratio_ceiling[9] = {0, 0, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4};
+
+static void
+test_awq(void)
+{
+	enum
+	{
+		ROWS = 64, COLS = 256, NX = 600
+	};
+	float	   *w = malloc(sizeof(float) * ROWS * COLS);
+	float	   *x = outlier_activations(NX, COLS, false);
+	float	   *hess = malloc(sizeof(float) * COLS * COLS),
+				mean_abs[COLS],
+				hdiag[COLS];
+	QcStats    *st = qc_stats_new(COLS, true);
+	char		err[QT_ERRMSG_LEN];
+
+	fill(w, ROWS * COLS, true);
+	for (int i = 0; i < ROWS * COLS; i++)
+		w[i] *= 0.02f;
+	qc_stats_add(st, x, NX);
+	qc_stats_hessian(st, hess);
+	for (int j = 0; j < COLS; j++)
+	{
+		mean_abs[j] = (float) (st->sum_abs[j] / NX);
+		hdiag[j] = (float) st->sum_sq[j];
+	}
+
+	/* against RTN, with X^T X and with its diagonal only */
+	for (int mode = 0; mode < 2; mode++)
+	{
+		int			bad = 0,
+					invalid = 0;
+		double		worst = 0.0;
+
+		for (int bits = 2; bits <= 8; bits++)
+		{
+			QtAwqSpec	spec = {bits, 128, false, 0, 0, 0};
+			QtAwqResult res;
+			QtLayout	lr,
+						la;
+			uint8_t    *r = quantize_rtn(w, ROWS, COLS, bits, 128, false, &lr),
+					   *a;
+			uint8_t		scratch[COLS];
+			double		ratio;
+
+			qt_awq(w, ROWS, COLS, mode == 0 ? hess : NULL, mode == 1 ? hdiag : NULL, mean_abs, &spec, &res, err);
+			a = awq_tensor(&res, ROWS, COLS, bits, 128, false, &la);
+			invalid += qt_check_body(a, &la, scratch, NULL) != QT_OK || !(res.loss_scaled <= res.loss_rtn) ||
+				!(res.alpha > 0.0);
+			ratio = output_error(w, a, &la, hess) / output_error(w, r, &lr, hess);
+			bad += ratio > awq_ratio_ceiling[bits];
+			worst = ratio > worst ? ratio : worst;
+			qt_awq_result_free(&res);
+			free(r);
+			free(a);
+		}
+		ok(bad == 0 && invalid == 0, "awq g128 %s: output error under %.1f of rtn's at 2..8 bits (worst %.3f); "
+		   "alpha > 0 chosen, search loss at it <= at alpha 0; tensors valid",
+		   mode == 0 ? "with X^T X" : "with diag(X^T X) only", awq_ratio_ceiling[4], worst);
+	}
+
+	/* the scale search's choice matches a brute-force search on the activation rows themselves */
+	{
+		QtAwqSpec	spec = {3, 64, false, 0, 0, 0};
+		QtAwqResult res;
+		double		best = INFINITY,
+					best_alpha = -1.0;
+
+		qt_awq(w, ROWS, COLS, hess, NULL, mean_abs, &spec, &res, err);
+		for (int i = 0; i < QT_AWQ_GRID; i++)
+		{
+			/* only the scale, no clipping: one grid point at a time */
+			float		s[COLS],
+						smax = 0.0f,
+						smin = INFINITY;
+			float	   *ws = malloc(sizeof(float) * ROWS * COLS);
+			QtLayout	l;
+			uint8_t    *q;
+			double		e;
+
+			for (int j = 0; j < COLS; j++)
+			{
+				s[j] = fmaxf(powf(mean_abs[j], (float) i / QT_AWQ_GRID), 1e-4f);
+				smax = fmaxf(smax, s[j]);
+				smin = fminf(smin, s[j]);
+			}
+			for (int j = 0; j < COLS; j++)
+				s[j] /= sqrtf(smax * smin);
+			for (int rr = 0; rr < ROWS; rr++)
+				for (int j = 0; j < COLS; j++)
+					ws[rr * COLS + j] = w[rr * COLS + j] * s[j];
+			q = quantize_rtn(ws, ROWS, COLS, 3, 64, false, &l);
+			/* store s as the channel scales: rebuild the tensor with the flag */
+			{
+				QtHeader	h = *(QtHeader *) q;
+				QtLayout	l2;
+				uint8_t    *t;
+
+				h.flags |= QT_FLAG_CHSCALE;
+				qt_layout(&h, &l2, NULL);
+				t = new_tensor(&h, &l2);
+				memcpy(t + l2.off_scales, q + l.off_scales, l.off_zeros - l.off_scales);
+				memcpy(t + l2.off_zeros, q + l.off_zeros, l.off_chscale - l.off_zeros);
+				memcpy(t + l2.off_chscale, s, sizeof(s));
+				memcpy(t + l2.off_codes, q + l.off_codes, l.total - l.off_codes);
+				e = output_error_rows(w, t, &l2, x, NX);
+				free(t);
+			}
+			if (e < best)
+			{
+				best = e;
+				best_alpha = (double) i / QT_AWQ_GRID;
+			}
+			free(q);
+			free(ws);
+		}
+		ok(fabs(res.alpha - best_alpha) < 1e-9,
+		   "awq: the alpha chosen from X^T X (%.2f) is the one a brute-force search over the activation rows picks (%.2f)",
+		   res.alpha, best_alpha);
+		qt_awq_result_free(&res);
+	}
+
+	/* channel scales: positive, finite, normalized so that max * min = 1 */
+	{
+		QtAwqSpec	spec = {4, 128, false, 0, 0, 0};
+		QtAwqResult res;
+		float		smax = 0.0f,
+					smin = INFINITY;
+		bool		pos = true;
+
+		qt_awq(w, ROWS, COLS, hess, NULL, mean_abs, &spec, &res, err);
+		for (int j = 0; j < COLS; j++)
+		{
+			pos &= res.chscale[j] > 0.0f && isfinite(res.chscale[j]);
+			smax = fmaxf(smax, res.chscale[j]);
+			smin = fminf(smin, res.chscale[j]);
+		}
+		ok(pos && fabs(smax * smin - 1.0) < 1e-5 && smax > 1.0f,
+		   "awq: channel scales positive, max * min = 1 (%.6f), outlier channels scaled up (max %.2f)", smax * smin, smax);
+		qt_awq_result_free(&res);
+	}
+
+	/* the data-free form: no channel scaling, and the clipping search lowers the weights' own error */
+	{
+		int			bad = 0;
+
+		for (int bits = 2; bits <= 8; bits++)
+		{
+			QtAwqSpec	spec = {bits, 128, false, 0, 0, 0};
+			QtAwqResult res;
+			QtLayout	lr,
+						la;
+			uint8_t    *r = quantize_rtn(w, ROWS, COLS, bits, 128, false, &lr),
+					   *a;
+			bool		ones = true;
+
+			qt_awq(w, ROWS, COLS, NULL, NULL, NULL, &spec, &res, err);
+			for (int j = 0; j < COLS; j++)
+				ones &= res.chscale[j] == 1.0f;
+			a = awq_tensor(&res, ROWS, COLS, bits, 128, false, &la);
+			bad += !ones || res.alpha != 0.0 || rel_error(w, a, &la) > rel_error(w, r, &lr) ||
+				(bits <= 4 && !(rel_error(w, a, &la) < rel_error(w, r, &lr)));
+			qt_awq_result_free(&res);
+			free(r);
+			free(a);
+		}
+		ok(bad == 0, "awq without statistics: channel scales 1, weight error never above rtn's, below it at 2..4 bits");
+	}
+
+	/* a channel with no activations, the scale search on a sample of rows, symmetric */
+	{
+		QtAwqSpec	spec = {4, 64, false, 0, 0, 0},
+					sampled = {4, 64, false, 0, 0, 16},
+					sym = {4, 64, true, 0, 0, 0};
+		QtAwqResult res,
+					rs,
+					ry;
+		QtLayout	la,
+					ls,
+					ly,
+					lr;
+		uint8_t    *a,
+				   *b,
+				   *c,
+				   *r = quantize_rtn(w, ROWS, COLS, 4, 64, true, &lr);
+		float		ma0[COLS];
+		float	   *dq = malloc(sizeof(float) * ROWS * COLS);
+		bool		finite = true;
+		uint8_t		scratch[COLS];
+
+		memcpy(ma0, mean_abs, sizeof(ma0));
+		ma0[5] = 0.0f;
+		qt_awq(w, ROWS, COLS, hess, NULL, ma0, &spec, &res, err);
+		a = awq_tensor(&res, ROWS, COLS, 4, 64, false, &la);
+		qt_dequantize_ref(a, &la, 0, ROWS, dq);
+		for (int i = 0; i < ROWS * COLS; i++)
+			finite &= isfinite(dq[i]) && fabsf(dq[i]) < 100.0f;
+		ok(finite && qt_check_body(a, &la, scratch, NULL) == QT_OK && res.chscale[5] > 0.0f,
+		   "awq: a channel with mean |x| = 0 gets a positive scale and finite weights");
+		qt_awq(w, ROWS, COLS, hess, NULL, mean_abs, &sampled, &rs, err);
+		qt_awq(w, ROWS, COLS, hess, NULL, mean_abs, &spec, &res, err);
+		b = awq_tensor(&rs, ROWS, COLS, 4, 64, false, &ls);
+		free(a);
+		a = awq_tensor(&res, ROWS, COLS, 4, 64, false, &la);
+		ok(output_error(w, b, &ls, hess) < 1.1 * output_error(w, a, &la, hess),
+		   "awq: searching alpha on 16 of 64 rows (alpha %.2f) costs under 10%% of output error against all rows (alpha %.2f)",
+		   rs.alpha, res.alpha);
+		qt_awq(w, ROWS, COLS, hess, NULL, mean_abs, &sym, &ry, err);
+		c = awq_tensor(&ry, ROWS, COLS, 4, 64, true, &ly);
+		ok(output_error(w, c, &ly, hess) < 0.5 * output_error(w, r, &lr, hess),
+		   "awq symmetric: output error under half of symmetric rtn's");
+		qt_awq_result_free(&res);
+		qt_awq_result_free(&rs);
+		qt_awq_result_free(&ry);
+		free(a);
+		free(b);
+		free(c);
+		free(r);
+		free(dq);
+	}
+	qc_stats_free(st);
+	free(hess);
+	free(x);
+	free(w);
+}
+
 int
 main(void)
 {
 	test_hqq();
 	test_stats();
 	test_gptq();
+	test_awq();
 	printf("1..%d\n", n_tests);
 	return n_failed == 0 ? 0 : 1;
 }
