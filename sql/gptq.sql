@@ -106,6 +106,9 @@ SELECT test_error($$SELECT quantize('{{1,2}}'::real[], 'nf4', 4, static_groups =
 SELECT test_error($$SELECT quant_error('{{1,2}}'::real[], quantize('{{1,2}}'::real[], 'rtn', 4), 'gq', 'l')$$);
 SELECT test_error($$SELECT quant_error('{{1,2}}'::real[], quantize('{{1,2}}'::real[], 'rtn', 4), NULL, 'indefinite')$$);
 SELECT test_error($$SELECT quant_error('{{1,2,3}}'::real[], quantize('{{1,2}}'::real[], 'rtn', 4), 'gq', 'indefinite')$$);
+-- an X^T X no dampening can rescue (eigenvalue -1e7): an error after six tenfold increases
+SELECT pgquant.calibration_merge('gq', 'hopeless', ROW(2, 10, '{{1,1e7},{1e7,1}}', '{1,1}', '{1,1}', '{1,1}')::pgquant.layer_stats);
+SELECT test_error($$SELECT quantize('{{1,2}}'::real[], 'gptq', 4, calibration => 'gq', layer => 'hopeless')$$);
 SELECT pgquant.calibration_add('gq', 'nohessian', '{{1,2},{3,4}}', hessian => false);
 SELECT test_error($$SELECT quantize('{{1,2}}'::real[], 'gptq', 4, calibration => 'gq', layer => 'nohessian')$$);
 -- NULL options give NULL, like the other arguments

@@ -17,6 +17,7 @@
 #include "utils/datum.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "miscadmin.h"
 
 #include "qcalib.h"
 
@@ -325,7 +326,11 @@ checked_array(Datum d, bool isnull, Oid elemtype, int ndim, int32 n, const char 
 	count = ndim == 2 ? (int64) n * n : n;
 	for (int64 i = 0; i < count; i++)
 	{
-		double		v = elemtype == FLOAT8OID ? ((const double *) ARR_DATA_PTR(a))[i]
+		double		v;
+
+		if ((i & 0xfffff) == 0)
+			CHECK_FOR_INTERRUPTS();
+		v = elemtype == FLOAT8OID ? ((const double *) ARR_DATA_PTR(a))[i]
 			: ((const float *) ARR_DATA_PTR(a))[i];
 
 		if (!isfinite(v) || (ndim == 1 && v < 0.0))

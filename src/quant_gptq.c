@@ -304,6 +304,9 @@ gptq_prepare(Gptq *g, const float *w, const float *xtx, char *err)
 
 	/* the weights transposed, in processing order (in tiles, to stay in cache) */
 	for (int64_t k0 = 0; k0 < n; k0 += 64)
+	{
+		if (qt_interrupt_hook)
+			qt_interrupt_hook();
 		for (int32_t r0 = 0; r0 < rows; r0 += 64)
 			for (int64_t k = k0; k < n && k < k0 + 64; k++)
 			{
@@ -312,6 +315,7 @@ gptq_prepare(Gptq *g, const float *w, const float *xtx, char *err)
 				for (int32_t r = r0; r < rows && r < r0 + 64; r++)
 					g->wt[k * rows + r] = w0[(int64_t) r * n + c];
 			}
+	}
 
 	/*
 	 * The upper Cholesky factor U of (H + damp * mean(diag) * I)^-1, H in
@@ -341,6 +345,8 @@ gptq_prepare(Gptq *g, const float *w, const float *xtx, char *err)
 			const float *src = xtx + (int64_t) ra * n;
 			float	   *dst = g->u + a * n;
 
+			if (qt_interrupt_hook && a % 256 == 0)
+				qt_interrupt_hook();
 			for (int64_t b = 0; b < n; b++)
 				dst[b] = src[g->order[n - 1 - b]];
 			dst[a] = diag[ra] + add;
