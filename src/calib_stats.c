@@ -302,3 +302,17 @@ qc_stats_hessian(QcStats *s, float *out)
 		for (int64_t j = i; j < n; j++)
 			out[i * n + j] = out[j * n + i] = (float) s->xtx[i * n + j];
 }
+
+double
+qc_hessian_energy(const float *x, int64_t rows, int32_t n, const float *h, float *tmp)
+{
+	double		e = 0.0;
+
+	if (rows == 0)
+		return 0.0;
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) rows, n, n,
+				1.0f, x, n, h, n, 0.0f, tmp, n);
+	for (int64_t i = 0; i < rows * n; i++)
+		e += (double) x[i] * tmp[i];
+	return e;
+}

@@ -10,10 +10,14 @@
 
 #include "catalog/pg_type.h"
 #include "common/int.h"
+#include "executor/spi.h"
 #include "funcapi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
+#include "miscadmin.h"
 
 #include "qcalib.h"
 
@@ -46,12 +50,18 @@ calib_free(void *p)
 	pfree(p);
 }
 
+char	   *pgquant_calibration = NULL;
+
 /* called once from _PG_init */
 void
 PgqCalibInit(void)
 {
 	qc_alloc = calib_alloc;
 	qc_free = calib_free;
+	DefineCustomStringVariable("pgquant.calibration",
+							   "Calibration set that awq and gptq use when a call names none.",
+							   "The name of a row of pgquant.calibration_sets; empty means none.",
+							   &pgquant_calibration, "", PGC_USERSET, 0, NULL, NULL, NULL);
 }
 
 /* A new empty float4 or float8 array of the given shape, lower bounds 1, to fill in place. */
@@ -316,7 +326,11 @@ checked_array(Datum d, bool isnull, Oid elemtype, int ndim, int32 n, const char 
 	count = ndim == 2 ? (int64) n * n : n;
 	for (int64 i = 0; i < count; i++)
 	{
-		double		v = elemtype == FLOAT8OID ? ((const double *) ARR_DATA_PTR(a))[i]
+		double		v;
+
+		if ((i & 0xfffff) == 0)
+			CHECK_FOR_INTERRUPTS();
+		v = elemtype == FLOAT8OID ? ((const double *) ARR_DATA_PTR(a))[i]
 			: ((const float *) ARR_DATA_PTR(a))[i];
 
 		if (!isfinite(v) || (ndim == 1 && v < 0.0))
@@ -427,4 +441,114 @@ pgquant_layer_stats_merge(PG_FUNCTION_ARGS)
 	values[LS_MAX_ABS - 1] = PointerGetDatum(max_abs);
 	values[LS_SUM_SQ - 1] = PointerGetDatum(sum_sq);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+void
+PgqCalibrationFetch(const char *set_name, const char *layer, PgqLayerStats *out)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		args[2] = {CStringGetTextDatum(set_name), CStringGetTextDatum(layer)};
+	Datum		d;
+	bool		isnull;
+	int			ret;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ret = SPI_execute_with_args(
+		"SELECT ROW(in_features, nrows, hessian, mean_abs, max_abs, sum_sq)::pgquant.layer_stats "
+		"FROM pgquant.calibration_stats "
+		"WHERE set_name OPERATOR(pg_catalog.=) $1 AND layer OPERATOR(pg_catalog.=) $2",
+		2, argtypes, args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading pgquant.calibration_stats failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+	{
+		ret = SPI_execute_with_args(
+			"SELECT 1 FROM pgquant.calibration_sets WHERE name OPERATOR(pg_catalog.=) $1",
+			1, argtypes, args, NULL, true, 1);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "reading pgquant.calibration_sets failed: %s", SPI_result_code_string(ret));
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("calibration set \"%s\" does not exist", set_name),
+					 errhint("Create it with pgquant.calibration_create() and add activations with pgquant.calibration_add().")));
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("calibration set \"%s\" has no layer \"%s\"", set_name, layer),
+				 errhint("Add the layer's input activations with pgquant.calibration_add().")));
+	}
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		elog(ERROR, "calibration statistics row is NULL");
+	/* copy out of SPI's memory before it goes */
+	{
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+
+		d = datumCopy(d, false, -1);
+		MemoryContextSwitchTo(spi);
+	}
+	SPI_finish();
+	PgqLayerStatsFromTuple(DatumGetHeapTupleHeader(d), out);
+}
+
+char *
+PgqCalibrationFindLayer(const char *set_name, int32 in_features)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Oid			argtypes[2] = {TEXTOID, INT4OID};
+	Datum		args[2] = {CStringGetTextDatum(set_name), Int32GetDatum(in_features)};
+	char	   *layer = NULL;
+	int			ret;
+	uint64		n;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ret = SPI_execute_with_args(
+		"SELECT s.name, (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c.layer), ', ' ORDER BY c.layer) "
+		"                FROM pgquant.calibration_stats c WHERE c.set_name OPERATOR(pg_catalog.=) s.name "
+		"                AND c.in_features OPERATOR(pg_catalog.=) $2), "
+		"       (SELECT pg_catalog.count(*) FROM pgquant.calibration_stats c "
+		"        WHERE c.set_name OPERATOR(pg_catalog.=) s.name AND c.in_features OPERATOR(pg_catalog.=) $2), "
+		"       (SELECT c.layer FROM pgquant.calibration_stats c WHERE c.set_name OPERATOR(pg_catalog.=) s.name "
+		"        AND c.in_features OPERATOR(pg_catalog.=) $2 LIMIT 1) "
+		"FROM pgquant.calibration_sets s WHERE s.name OPERATOR(pg_catalog.=) $1",
+		2, argtypes, args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading pgquant.calibration_stats failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("calibration set \"%s\" does not exist", set_name),
+				 errhint("Create it with pgquant.calibration_create() and add activations with pgquant.calibration_add().")));
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+
+		n = isnull ? 0 : DatumGetInt64(d);
+		if (n == 1)
+		{
+			char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
+
+			layer = MemoryContextStrdup(caller, v);
+		}
+		else if (n > 1)
+		{
+			char	   *list = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+
+			ereport(ERROR,
+					(errcode(ERRCODE_AMBIGUOUS_PARAMETER),
+					 errmsg("calibration set \"%s\" has %llu layers with %d input features; name one with layer =>",
+							set_name, (unsigned long long) n, in_features),
+					 errdetail("They are: %s.", list)));
+		}
+	}
+	SPI_finish();
+	if (layer == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("calibration set \"%s\" has no layer with %d input features", set_name, in_features),
+				 errhint("Name the layer with layer =>, or add its activations with pgquant.calibration_add().")));
+	return layer;
 }

@@ -27,6 +27,22 @@ typedef struct PgqLayerStats
 
 void		PgqLayerStatsFromTuple(HeapTupleHeader t, PgqLayerStats *out);
 
+/*
+ * The statistics of one layer of a calibration set, read from
+ * pgquant.calibration_stats and checked; an ERROR (42704) names what is
+ * missing.  The arrays are copied into the current memory context.
+ */
+void		PgqCalibrationFetch(const char *set_name, const char *layer, PgqLayerStats *out);
+
+/*
+ * The one layer of a calibration set with in_features input features, for
+ * calls that name a set but no layer; ERROR when there is none or several.
+ */
+char	   *PgqCalibrationFindLayer(const char *set_name, int32 in_features);
+
+/* pgquant.calibration: the calibration set used when a call names none ("" when unset) */
+extern char *pgquant_calibration;
+
 /* a zeroed float4/float8 array of the given shape to fill in place */
 ArrayType  *PgqNewArray(Oid elemtype, int ndim, const int *dims);
 

@@ -80,6 +80,83 @@ void		qt_hqq_matrix(const float *w, int32_t rows, int32_t cols, int64_t group_le
 						  int bits, bool symmetric, const QtHqqParams *p,
 						  float *scales, uint8_t *zeros);
 
+/* ---- GPTQ (quant_gptq.c) ---- */
+
+#define QT_GPTQ_BLOCK 128		/* columns per lazy-update block, as the reference */
+
+typedef struct QtGptqSpec
+{
+	int			bits;			/* 2..8 */
+	int			group_size;		/* > 0, or QT_GROUP_PER_CHANNEL */
+	bool		symmetric;
+	bool		act_order;		/* process columns by descending diag(H) */
+	bool		static_groups;	/* group parameters from the original weights */
+	double		percdamp;		/* dampening, a fraction of mean(diag(H)); the reference's 0.01 */
+	int			block_size;		/* 0 for QT_GPTQ_BLOCK */
+} QtGptqSpec;
+
+typedef struct QtGptqResult
+{
+	float	   *scales;			/* [rows][ngroups], exactly as they will be stored */
+	uint8_t    *zeros;			/* [rows][ngroups] */
+	uint8_t    *codes;			/* [rows][cols], stored column order */
+	int32_t    *perm;			/* [cols] stored column j holds original column perm[j]; NULL without */
+	int			scale_type;		/* QT_SCALE_FP16 when every scale fits, else QT_SCALE_FP32 */
+	double		damp;			/* the dampening that succeeded */
+	int			retries;		/* how many times it grew tenfold */
+	int			n_dead;			/* input channels whose X^T X diagonal is 0 */
+} QtGptqResult;
+
+/*
+ * w: rows x cols, row-major; xtx: cols x cols, X^T X (any positive multiple),
+ * symmetric and with a non-negative diagonal.  On success res holds
+ * everything a qtensor needs; free it with qt_gptq_result_free.
+ */
+QtStatus	qt_gptq(const float *w, int32_t rows, int32_t cols, const float *xtx,
+					const QtGptqSpec *spec, QtGptqResult *res, char *err);
+/* the oracle: same result in exact arithmetic, every update applied at once */
+QtStatus	qt_gptq_ref(const float *w, int32_t rows, int32_t cols, const float *xtx,
+						const QtGptqSpec *spec, QtGptqResult *res, char *err);
+void		qt_gptq_result_free(QtGptqResult *res);
+
+/* ---- AWQ (quant_awq.c) ---- */
+
+#define QT_AWQ_GRID 20			/* grid points of alpha in [0, 1) and clipping steps, as the reference */
+#define QT_AWQ_MAX_SHRINK 0.5	/* the clipping search shrinks the range by at most this */
+#define QT_AWQ_SEARCH_ROWS 1024 /* output rows the scale search evaluates at most */
+
+typedef struct QtAwqSpec
+{
+	int			bits;
+	int			group_size;		/* > 0, or QT_GROUP_PER_CHANNEL */
+	bool		symmetric;
+	int			n_grid;			/* 0 for QT_AWQ_GRID */
+	double		max_shrink;		/* 0 for QT_AWQ_MAX_SHRINK */
+	int			search_rows;	/* 0: every row */
+} QtAwqSpec;
+
+typedef struct QtAwqResult
+{
+	float	   *chscale;		/* [cols] s, > 0: the tensor stores Q(W diag(s)) and divides by s */
+	float	   *scales;			/* [rows][ngroups], as stored */
+	uint8_t    *zeros;			/* [rows][ngroups] */
+	uint8_t    *codes;			/* [rows][cols] */
+	int			scale_type;
+	double		alpha;			/* the exponent chosen (0 without activation statistics) */
+	double		loss_rtn;		/* output error of the scale search at alpha = 0 (plain RTN) */
+	double		loss_scaled;	/* ... and at the chosen alpha, before clipping */
+} QtAwqResult;
+
+/*
+ * w: rows x cols row-major.  Statistics of the layer's inputs: h, the full
+ * X^T X (cols x cols), or else hdiag, its diagonal (sum x^2), or neither
+ * (errors in weight space); mean_abs: mean |x| per channel, or NULL for the
+ * data-free form (no scale search).
+ */
+QtStatus	qt_awq(const float *w, int32_t rows, int32_t cols, const float *h, const float *hdiag,
+				   const float *mean_abs, const QtAwqSpec *spec, QtAwqResult *res, char *err);
+void		qt_awq_result_free(QtAwqResult *res);
+
 /* ---- calibration statistics of a layer's input activations (calib_stats.c) ---- */
 
 /*
@@ -126,5 +203,12 @@ QtStatus	qc_stats_deserialize(const uint8_t *in, size_t len, QcStats **out, char
 
 /* X^T X as a full symmetric n x n float matrix */
 void		qc_stats_hessian(QcStats *s, float *out);
+
+/*
+ * sum over the rows r of x (rows x n, row-major) of x_r^T H x_r, that is
+ * ||X x^T||_F^2 for activations X with X^T X = H (full symmetric n x n).
+ * tmp holds rows x n floats.  Accumulated in double.
+ */
+double		qc_hessian_energy(const float *x, int64_t rows, int32_t n, const float *h, float *tmp);
 
 #endif							/* PGQUANT_QCALIB_H */

@@ -1,13 +1,14 @@
 /*
  * quantize.c: SQL entry points that turn real[] into qtensors and back.
  */
-#include "pgquant.h"
+#include "calibration.h"
 
 #include <math.h>
 
 #include "access/parallel.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -19,12 +20,16 @@ PG_FUNCTION_INFO_V1(pgquant_quantize);
 PG_FUNCTION_INFO_V1(pgquant_dequantize);
 PG_FUNCTION_INFO_V1(pgquant_qtensor_info);
 PG_FUNCTION_INFO_V1(pgquant_quant_error);
+PG_FUNCTION_INFO_V1(pgquant_quant_error_calib);
 
 /* the methods quantize() implements, for the hint of an unknown name */
-#define PGQ_METHODS_HINT "Valid methods are: rtn, nf4, hqq."
+#define PGQ_METHODS_HINT "Valid methods are: rtn, nf4, hqq, awq, gptq."
 #define RTN_DEFAULT_GROUP 128
 #define NF4_DEFAULT_GROUP 64	/* bitsandbytes' blocksize */
 #define HQQ_DEFAULT_GROUP 64	/* the HQQ reference's default group size */
+#define GPTQ_DEFAULT_GROUP 128	/* the group size GPTQ's results are usually quoted at */
+#define GPTQ_DEFAULT_DAMP 0.01	/* the reference's percdamp */
+#define AWQ_DEFAULT_GROUP 128	/* the AWQ reference's q_group_size */
 /* below this many weights the GPU's transfers cost more than they save */
 #define GPU_MIN_ELEMS (1 << 20)
 
@@ -85,6 +90,10 @@ default_group_size(int method)
 			return NF4_DEFAULT_GROUP;
 		case QT_METHOD_HQQ:
 			return HQQ_DEFAULT_GROUP;
+		case QT_METHOD_GPTQ:
+			return GPTQ_DEFAULT_GROUP;
+		case QT_METHOD_AWQ:
+			return AWQ_DEFAULT_GROUP;
 		default:
 			return RTN_DEFAULT_GROUP;
 	}
@@ -135,7 +144,198 @@ quantize_hqq(const Weights *w, const QtSpec *spec)
 	return buf;
 }
 
-/* quantize(w real[], method text, bits int, group_size int, sym bool) */
+/* the arguments of quantize() that only the calibrated methods use */
+typedef struct CalibArgs
+{
+	char	   *set_name;		/* calibration => or pgquant.calibration; NULL when neither */
+	char	   *layer;			/* layer =>; NULL when not given */
+	bool		act_order;
+	bool		static_groups;
+	double		damp;
+} CalibArgs;
+
+/* The statistics of the layer the call names; ERROR when it names none. */
+static void
+fetch_stats(const char *method, CalibArgs *ca, const Weights *w, bool need_hessian, PgqLayerStats *st)
+{
+	if (ca->set_name == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s needs calibration statistics of the layer", method),
+				 errhint("Pass calibration => and layer =>, or set pgquant.calibration.")));
+	if (ca->layer == NULL)
+	{
+		ca->layer = PgqCalibrationFindLayer(ca->set_name, w->cols);
+		ereport(NOTICE,
+				(errmsg("%s uses layer \"%s\" of calibration set \"%s\", its only layer with %d input features",
+						method, ca->layer, ca->set_name, w->cols)));
+	}
+	PgqCalibrationFetch(ca->set_name, ca->layer, st);
+	if (st->n != w->cols)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("layer \"%s\" of calibration set \"%s\" has %d input features, but the weights have %d columns",
+						ca->layer, ca->set_name, st->n, w->cols),
+				 errhint("Weights are [out, in]: their columns are the layer's input features.")));
+	if (need_hessian && st->hessian == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s needs X^T X, but layer \"%s\" of calibration set \"%s\" was collected without it",
+						method, ca->layer, ca->set_name),
+				 errhint("Collect the layer's activations again with hessian => true.")));
+	if (st->nrows < st->n)
+		ereport(NOTICE,
+				(errmsg("layer \"%s\" of calibration set \"%s\" has %lld activation rows for %d input features",
+						ca->layer, ca->set_name, (long long) st->nrows, st->n),
+				 errdetail("Statistics of fewer rows than features leave directions the data never visited; "
+						   "the result fits the calibration rows and may fit other inputs less well.")));
+}
+
+/* GPTQ: error-feedback quantization column by column, with the layer's X^T X */
+static uint8 *
+quantize_gptq(const Weights *w, const QtSpec *spec, CalibArgs *ca)
+{
+	PgqLayerStats st;
+	QtGptqSpec	gs;
+	QtGptqResult res;
+	QtHeader	h;
+	QtLayout	l;
+	QtStatus	rc;
+	char		err[QT_ERRMSG_LEN];
+	uint16		flags;
+	uint8	   *buf;
+
+	flags = (w->is1d ? QT_FLAG_1D : 0) | (spec->symmetric ? 0 : QT_FLAG_ZEROS) |
+		(ca->act_order && !ca->static_groups ? QT_FLAG_PERM : 0);
+	/* check the shape and size before reading or allocating anything sized by them */
+	if ((rc = qt_params_plan(QT_METHOD_GPTQ, spec->bits, spec->group_size, flags, QT_SCALE_FP32,
+							 w->rows, w->cols, &h, &l, err)) != QT_OK)
+		QtensorReportStatus(rc, err, ERRCODE_INVALID_PARAMETER_VALUE);
+	fetch_stats("gptq", ca, w, true, &st);
+
+	gs.bits = spec->bits;
+	gs.group_size = spec->group_size;
+	gs.symmetric = spec->symmetric;
+	gs.act_order = ca->act_order;
+	gs.static_groups = ca->static_groups;
+	gs.percdamp = ca->damp;
+	gs.block_size = 0;
+	rc = qt_gptq(w->w, w->rows, w->cols, st.hessian, &gs, &res, err);
+	if (rc != QT_OK)
+		ereport(ERROR,
+				(errcode(rc == QT_ELIMIT ? ERRCODE_PROGRAM_LIMIT_EXCEEDED : ERRCODE_DATA_EXCEPTION),
+				 errmsg("gptq cannot quantize with layer \"%s\" of calibration set \"%s\"", ca->layer, ca->set_name),
+				 errdetail("%s.", err)));
+	if (res.retries > 0)
+		ereport(NOTICE,
+				(errmsg("X^T X of layer \"%s\" is not positive definite with dampening %g; used %g",
+						ca->layer, ca->damp, res.damp),
+				 errdetail("The dampening, a fraction of the mean diagonal added to it, grew tenfold %d time%s.",
+						   res.retries, res.retries == 1 ? "" : "s")));
+	if (res.n_dead > 0)
+		ereport(NOTICE,
+				(errmsg("%d of the %d input features of layer \"%s\" are zero in every calibration row",
+						res.n_dead, w->cols, ca->layer),
+				 errdetail("Their weights cannot change the layer's output on this data and are stored as 0, as GPTQ does.")));
+
+	if ((rc = qt_params_plan(QT_METHOD_GPTQ, spec->bits, spec->group_size, flags, res.scale_type,
+							 w->rows, w->cols, &h, &l, err)) != QT_OK)
+		QtensorReportStatus(rc, err, ERRCODE_INVALID_PARAMETER_VALUE);
+	buf = new_qtensor(&h, &l);
+	qt_params_write(buf, &l, res.scales, res.zeros, res.codes);
+	if (res.perm)
+		memcpy(buf + l.off_perm, res.perm, sizeof(int32) * (size_t) w->cols);
+	qt_gptq_result_free(&res);
+	return buf;
+}
+
+/*
+ * AWQ: activation-aware channel scales and clipping.  Statistics from the
+ * calibration set; without one, the documented data-free form.
+ */
+static uint8 *
+quantize_awq(const Weights *w, const QtSpec *spec, CalibArgs *ca)
+{
+	PgqLayerStats st = {0};
+	QtAwqSpec	as;
+	QtAwqResult res;
+	QtHeader	h;
+	QtLayout	l;
+	QtStatus	rc;
+	char		err[QT_ERRMSG_LEN];
+	uint16		flags = (w->is1d ? QT_FLAG_1D : 0) | (spec->symmetric ? 0 : QT_FLAG_ZEROS) | QT_FLAG_CHSCALE;
+	float	   *hdiag = NULL;
+	uint8	   *buf;
+
+	if ((rc = qt_params_plan(QT_METHOD_AWQ, spec->bits, spec->group_size, flags, QT_SCALE_FP32,
+							 w->rows, w->cols, &h, &l, err)) != QT_OK)
+		QtensorReportStatus(rc, err, ERRCODE_INVALID_PARAMETER_VALUE);
+	if (ca->set_name == NULL)
+	{
+		if (ca->layer != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("layer \"%s\" names no calibration set", ca->layer),
+					 errhint("Pass calibration =>, or set pgquant.calibration.")));
+		ereport(NOTICE,
+				(errmsg("awq without calibration data: no activation-aware scaling, only the clipping search"),
+				 errdetail("With no calibration set named (calibration => or pgquant.calibration), awq keeps every "
+						   "channel scale at 1 and chooses each group's clipping range by the weights' own squared "
+						   "error, not the layer's output error.")));
+	}
+	else
+	{
+		fetch_stats("awq", ca, w, false, &st);
+		if (st.hessian == NULL)
+		{
+			hdiag = palloc(sizeof(float) * (size_t) st.n);
+			for (int32 j = 0; j < st.n; j++)
+				hdiag[j] = (float) st.sum_sq[j];
+			ereport(NOTICE,
+					(errmsg("layer \"%s\" of calibration set \"%s\" has no X^T X: awq measures errors with its diagonal",
+							ca->layer, ca->set_name),
+					 errdetail("The searches then treat the input channels as uncorrelated.")));
+		}
+	}
+
+	as.bits = spec->bits;
+	as.group_size = spec->group_size;
+	as.symmetric = spec->symmetric;
+	as.n_grid = 0;
+	as.max_shrink = 0.0;
+	as.search_rows = QT_AWQ_SEARCH_ROWS;
+	rc = qt_awq(w->w, w->rows, w->cols, st.hessian, hdiag, ca->set_name ? st.mean_abs : NULL, &as, &res, err);
+	if (rc != QT_OK)
+		ereport(ERROR,
+				(errcode(rc == QT_ELIMIT ? ERRCODE_PROGRAM_LIMIT_EXCEEDED : ERRCODE_DATA_EXCEPTION),
+				 errmsg("awq cannot quantize these weights"),
+				 errdetail("%s.", err)));
+	ereport(DEBUG1,
+			(errmsg("awq: alpha %.2f, scale-search output error %g at alpha 0, %g at the chosen alpha",
+					res.alpha, res.loss_rtn, res.loss_scaled)));
+	if ((rc = qt_params_plan(QT_METHOD_AWQ, spec->bits, spec->group_size, flags, res.scale_type,
+							 w->rows, w->cols, &h, &l, err)) != QT_OK)
+		QtensorReportStatus(rc, err, ERRCODE_INVALID_PARAMETER_VALUE);
+	buf = new_qtensor(&h, &l);
+	qt_params_write(buf, &l, res.scales, res.zeros, res.codes);
+	memcpy(buf + l.off_chscale, res.chscale, sizeof(float) * (size_t) w->cols);
+	qt_awq_result_free(&res);
+	if (hdiag)
+		pfree(hdiag);
+	return buf;
+}
+
+/* a text argument as a C string, or NULL */
+static char *
+text_arg_or_null(FunctionCallInfo fcinfo, int n)
+{
+	return PG_ARGISNULL(n) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(n));
+}
+
+/*
+ * quantize(w real[], method text, bits int, group_size int, sym bool,
+ *          calibration text, layer text, act_order bool, static_groups bool, damp float8)
+ */
 Datum
 pgquant_quantize(PG_FUNCTION_ARGS)
 {
@@ -148,11 +348,14 @@ pgquant_quantize(PG_FUNCTION_ARGS)
 	char		err[QT_ERRMSG_LEN];
 	uint8	   *buf;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(4))
+	CalibArgs	ca;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(4) ||
+		PG_ARGISNULL(7) || PG_ARGISNULL(8) || PG_ARGISNULL(9))
 		PG_RETURN_NULL();
 	method = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	spec.method = qt_method_from_name(method);
-	if (spec.method != QT_METHOD_RTN && spec.method != QT_METHOD_NF4 && spec.method != QT_METHOD_HQQ)
+	if (spec.method < QT_METHOD_RTN || spec.method > QT_METHOD_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown quantization method \"%s\"", method),
@@ -174,9 +377,35 @@ pgquant_quantize(PG_FUNCTION_ARGS)
 						spec.group_size)));
 	spec.symmetric = PG_GETARG_BOOL(4);
 
+	ca.set_name = text_arg_or_null(fcinfo, 5);
+	ca.layer = text_arg_or_null(fcinfo, 6);
+	ca.act_order = PG_GETARG_BOOL(7);
+	ca.static_groups = PG_GETARG_BOOL(8);
+	ca.damp = PG_GETARG_FLOAT8(9);
+	if (spec.method != QT_METHOD_GPTQ && spec.method != QT_METHOD_AWQ &&
+		(ca.set_name != NULL || ca.layer != NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("method %s does not use calibration data", method),
+				 errhint("Calibration statistics are read by awq and gptq.")));
+	if (spec.method != QT_METHOD_GPTQ && (ca.act_order || ca.static_groups))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s applies to method gptq only", ca.act_order ? "act_order" : "static_groups")));
+	if (!(ca.damp > 0.0) || !isfinite(ca.damp))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("damp must be a positive fraction of the Hessian's mean diagonal, got %g", ca.damp)));
+	if (ca.set_name == NULL && pgquant_calibration != NULL && pgquant_calibration[0] != '\0')
+		ca.set_name = pstrdup(pgquant_calibration);
+
 	w = weights_from_array(PG_GETARG_ARRAYTYPE_P(0));
 	if (spec.method == QT_METHOD_HQQ)
 		PG_RETURN_POINTER(quantize_hqq(&w, &spec));
+	if (spec.method == QT_METHOD_GPTQ)
+		PG_RETURN_POINTER(quantize_gptq(&w, &spec, &ca));
+	if (spec.method == QT_METHOD_AWQ)
+		PG_RETURN_POINTER(quantize_awq(&w, &spec, &ca));
 	if ((st = qt_plan(&spec, w.w, w.rows, w.cols, w.is1d, &h, &l, err)) != QT_OK)
 		QtensorReportStatus(st, err, ERRCODE_INVALID_PARAMETER_VALUE);
 	buf = new_qtensor(&h, &l);
@@ -264,6 +493,65 @@ pgquant_qtensor_info(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
+/*
+ * The errors of q against w: relative Frobenius and largest absolute, and,
+ * with the layer's X^T X (h, else NULL), the relative output error
+ * ||X (W - Q)^T||^2 / ||X W^T||^2 = sum_r d_r^T H d_r / sum_r w_r^T H w_r.
+ */
+static void
+errors_of(const Weights *w, QtHeader *q, const QtLayout *l, const float *h,
+		  double *rel, double *maxabs_out, double *out_err)
+{
+	double		err2 = 0.0,
+				ref2 = 0.0,
+				maxabs = 0.0,
+				out_num = 0.0,
+				out_den = 0.0;
+	/* rows decoded at a time: more with a Hessian, so that each product is a real GEMM */
+	int64		block = Max(1, (h ? (1 << 20) : 65536) / q->cols);
+	float	   *deq,
+			   *tmp = NULL;
+
+	if (w->rows != q->rows || w->cols != q->cols)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("weights of shape %d x %d do not match a qtensor of shape %d x %d",
+						w->rows, w->cols, q->rows, q->cols)));
+	block = Min(block, q->rows);
+	deq = palloc(mul_size(block * sizeof(float), q->cols));
+	if (h)
+		tmp = palloc(mul_size(block * sizeof(float), q->cols));
+	for (int64 r0 = 0; r0 < q->rows; r0 += block)
+	{
+		int64		r1 = Min(r0 + block, q->rows);
+		const float *src = w->w + r0 * q->cols;
+
+		qt_dequantize((const uint8 *) q, l, r0, r1, deq);
+		for (int64 i = 0; i < (r1 - r0) * q->cols; i++)
+		{
+			double		d = (double) src[i] - deq[i];
+
+			err2 += d * d;
+			ref2 += (double) src[i] * src[i];
+			maxabs = Max(maxabs, fabs(d));
+			deq[i] = src[i] - deq[i];	/* the block of W - Q, for the output error */
+		}
+		if (h)
+		{
+			CHECK_FOR_INTERRUPTS();
+			out_num += qc_hessian_energy(deq, r1 - r0, q->cols, h, tmp);
+			out_den += qc_hessian_energy(src, r1 - r0, q->cols, h, tmp);
+		}
+	}
+	*rel = ref2 > 0.0 ? sqrt(err2 / ref2) : err2 > 0.0 ? INFINITY : 0.0;
+	*maxabs_out = maxabs;
+	if (out_err)
+		*out_err = out_den > 0.0 ? out_num / out_den : out_num > 0.0 ? INFINITY : 0.0;
+	pfree(deq);
+	if (tmp)
+		pfree(tmp);
+}
+
 /* quant_error(w real[], q qtensor) -> (rel_error, max_abs_error) */
 Datum
 pgquant_quant_error(PG_FUNCTION_ARGS)
@@ -274,36 +562,51 @@ pgquant_quant_error(PG_FUNCTION_ARGS)
 	TupleDesc	tupdesc;
 	Datum		values[2];
 	bool		nulls[2] = {0};
-	double		err2 = 0.0,
-				ref2 = 0.0,
-				maxabs = 0.0;
-	int64		block = Max(1, 65536 / q->cols);	/* rows decoded at a time */
-	float	   *deq;
+	double		rel,
+				maxabs;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	if (w.rows != q->rows || w.cols != q->cols)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("weights of shape %d x %d do not match a qtensor of shape %d x %d",
-						w.rows, w.cols, q->rows, q->cols)));
-	deq = palloc(mul_size(block * sizeof(float), q->cols));
-	for (int64 r0 = 0; r0 < q->rows; r0 += block)
-	{
-		int64		r1 = Min(r0 + block, q->rows);
-		const float *src = w.w + r0 * q->cols;
-
-		qt_dequantize((const uint8 *) q, &l, r0, r1, deq);
-		for (int64 i = 0; i < (r1 - r0) * q->cols; i++)
-		{
-			double		d = (double) src[i] - deq[i];
-
-			err2 += d * d;
-			ref2 += (double) src[i] * src[i];
-			maxabs = Max(maxabs, fabs(d));
-		}
-	}
-	values[0] = Float8GetDatum(ref2 > 0.0 ? sqrt(err2 / ref2) : err2 > 0.0 ? INFINITY : 0.0);
+	errors_of(&w, q, &l, NULL, &rel, &maxabs, NULL);
+	values[0] = Float8GetDatum(rel);
 	values[1] = Float8GetDatum(maxabs);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * quant_error(w real[], q qtensor, calibration text, layer text)
+ *   -> (rel_error, max_abs_error, output_error)
+ * calibration NULL: the set named by pgquant.calibration.
+ */
+Datum
+pgquant_quant_error_calib(PG_FUNCTION_ARGS)
+{
+	Weights		w;
+	QtLayout	l;
+	QtHeader   *q;
+	TupleDesc	tupdesc;
+	Datum		values[3];
+	bool		nulls[3] = {0};
+	CalibArgs	ca = {0};
+	PgqLayerStats st;
+	double		rel,
+				maxabs,
+				out_err;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	w = weights_from_array(PG_GETARG_ARRAYTYPE_P(0));
+	q = QtensorFromDatum(PG_GETARG_DATUM(1), &l);
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	ca.set_name = text_arg_or_null(fcinfo, 2);
+	ca.layer = text_arg_or_null(fcinfo, 3);
+	if (ca.set_name == NULL && pgquant_calibration != NULL && pgquant_calibration[0] != '\0')
+		ca.set_name = pstrdup(pgquant_calibration);
+	fetch_stats("quant_error", &ca, &w, true, &st);
+	errors_of(&w, q, &l, st.hessian, &rel, &maxabs, &out_err);
+	values[0] = Float8GetDatum(rel);
+	values[1] = Float8GetDatum(maxabs);
+	values[2] = Float8GetDatum(out_err);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -31,12 +31,16 @@ COMMENT ON FUNCTION qtensor_send(qtensor) IS 'binary output of qtensor, in netwo
 
 -- quantizing and measuring ---------------------------------------------------
 
+-- STABLE, not IMMUTABLE: gptq and awq read calibration tables and the pgquant.calibration setting
 CREATE FUNCTION quantize(w real[], method text, bits integer,
-						 group_size integer DEFAULT NULL, sym boolean DEFAULT false)
+						 group_size integer DEFAULT NULL, sym boolean DEFAULT false,
+						 calibration text DEFAULT NULL, layer text DEFAULT NULL,
+						 act_order boolean DEFAULT false, static_groups boolean DEFAULT false,
+						 damp double precision DEFAULT 0.01)
 	RETURNS qtensor
-	AS 'MODULE_PATHNAME', 'pgquant_quantize' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION quantize(real[], text, integer, integer, boolean) IS
-	'quantize a 1-D or 2-D real[] with rtn (2-8 bits, default group 128), nf4 (4 bits, default group 64) or hqq (2-8 bits, default group 64)';
+	AS 'MODULE_PATHNAME', 'pgquant_quantize' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION quantize(real[], text, integer, integer, boolean, text, text, boolean, boolean, double precision) IS
+	'quantize a 1-D or 2-D real[] with rtn (default group 128), nf4 (4 bits, group 64), hqq (group 64) or, with a calibration set''s statistics of the layer, awq or gptq (group 128)';
 
 CREATE FUNCTION dequantize(q qtensor) RETURNS real[]
 	AS 'MODULE_PATHNAME', 'pgquant_dequantize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
@@ -57,4 +61,13 @@ CREATE FUNCTION quant_error(w real[], q qtensor,
 	AS 'MODULE_PATHNAME', 'pgquant_quant_error' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION quant_error(real[], qtensor) IS
 	'relative Frobenius error ||w - dequantize(q)|| / ||w|| and largest absolute error';
+
+-- STABLE: reads the layer's X^T X from pgquant.calibration_stats
+CREATE FUNCTION quant_error(w real[], q qtensor, calibration text, layer text,
+							OUT rel_error double precision, OUT max_abs_error double precision,
+							OUT output_error double precision)
+	RETURNS record
+	AS 'MODULE_PATHNAME', 'pgquant_quant_error_calib' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION quant_error(real[], qtensor, text, text) IS
+	'quant_error plus the relative output error ||X W^T - X Q^T||^2 / ||X W^T||^2 over a calibration set''s activations X of the layer (from its X^T X; calibration NULL: pgquant.calibration)';
 

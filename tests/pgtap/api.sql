@@ -1,6 +1,6 @@
 -- pgTAP: the public SQL API of pgquant (objects, signatures, labels, privileges, errors)
 BEGIN;
-SELECT plan(61);
+SELECT plan(64);
 
 SELECT has_extension('pgquant');
 SELECT has_type('qtensor');
@@ -11,26 +11,28 @@ SELECT has_function('qtensor_in', ARRAY['cstring']);
 SELECT has_function('qtensor_out', ARRAY['qtensor']);
 SELECT has_function('qtensor_recv', ARRAY['internal']);
 SELECT has_function('qtensor_send', ARRAY['qtensor']);
-SELECT has_function('quantize', ARRAY['real[]', 'text', 'integer', 'integer', 'boolean']);
+SELECT has_function('quantize', ARRAY['real[]', 'text', 'integer', 'integer', 'boolean', 'text', 'text', 'boolean', 'boolean', 'double precision']);
 SELECT has_function('dequantize', ARRAY['qtensor']);
 SELECT has_function('qtensor_info', ARRAY['qtensor']);
 SELECT has_function('quant_error', ARRAY['real[]', 'qtensor']);
 SELECT has_function('pgquant', 'cuda_available', ARRAY[]::text[]);
-SELECT function_returns('quantize', ARRAY['real[]', 'text', 'integer', 'integer', 'boolean'], 'qtensor');
+SELECT function_returns('quantize', ARRAY['real[]', 'text', 'integer', 'integer', 'boolean', 'text', 'text', 'boolean', 'boolean', 'double precision'], 'qtensor');
 SELECT function_returns('dequantize', ARRAY['qtensor'], 'real[]');
 SELECT function_returns('qtensor_send', ARRAY['qtensor'], 'bytea');
 SELECT function_returns('pgquant', 'cuda_available', ARRAY[]::text[], 'boolean');
-SELECT function_lang_is('quantize', ARRAY['real[]', 'text', 'integer', 'integer', 'boolean'], 'c');
+SELECT function_lang_is('quantize', ARRAY['real[]', 'text', 'integer', 'integer', 'boolean', 'text', 'text', 'boolean', 'boolean', 'double precision'], 'c');
 
 -- volatility and strictness are true to what the functions do
-SELECT volatility_is('quantize', ARRAY['real[]', 'text', 'integer', 'integer', 'boolean'], 'immutable');
+-- quantize is STABLE: gptq and awq read calibration tables and the pgquant.calibration setting
+SELECT volatility_is('quantize', ARRAY['real[]', 'text', 'integer', 'integer', 'boolean', 'text', 'text', 'boolean', 'boolean', 'double precision'], 'stable');
 SELECT volatility_is('dequantize', ARRAY['qtensor'], 'immutable');
 SELECT volatility_is('quant_error', ARRAY['real[]', 'qtensor'], 'immutable');
+SELECT has_function('quant_error', ARRAY['real[]', 'qtensor', 'text', 'text']);
+SELECT volatility_is('quant_error', ARRAY['real[]', 'qtensor', 'text', 'text'], 'stable');
 SELECT volatility_is('pgquant', 'cuda_available', ARRAY[]::text[], 'volatile');
-SELECT isnt_strict('quantize', ARRAY['real[]', 'text', 'integer', 'integer', 'boolean']);
+SELECT isnt_strict('quantize', ARRAY['real[]', 'text', 'integer', 'integer', 'boolean', 'text', 'text', 'boolean', 'boolean', 'double precision']);
 SELECT is_strict('dequantize', ARRAY['qtensor']);
 SELECT is_strict('qtensor_info', ARRAY['qtensor']);
--- (listed are the functions that are not parallel safe)
 SELECT is(
 	(SELECT string_agg(proname || ':' || proparallel::text, ',' ORDER BY proname COLLATE "C")
 	 FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass
@@ -38,8 +40,8 @@ SELECT is(
 	 -- the foundation's functions; each area's pgTAP file checks the labels of its own
 	 WHERE p.proname IN ('cuda_available', 'dequantize', 'qtensor_in', 'qtensor_info', 'qtensor_out',
 						 'qtensor_recv', 'qtensor_send', 'quant_error', 'quantize')),
-	'cuda_available:r,dequantize:s,qtensor_in:s,qtensor_info:s,qtensor_out:s,qtensor_recv:s,qtensor_send:s,quant_error:s,quantize:s',
-	'parallel labels: everything safe but the GPU probe, which is restricted');
+	'cuda_available:r,dequantize:s,qtensor_in:s,qtensor_info:s,qtensor_out:s,qtensor_recv:s,qtensor_send:s,quant_error:s,quant_error:s,quantize:s',
+	'parallel labels: everything safe but the GPU probe, which is restricted (both quant_error forms safe)');
 SELECT is(
 	(SELECT string_agg(proname || ':' || proparallel::text, ',' ORDER BY proname COLLATE "C")
 	 FROM pg_proc WHERE pronamespace = 'pgquant'::regnamespace AND proname LIKE 'calibration\_%'),
@@ -85,13 +87,14 @@ SELECT is(
 SELECT is(dequantize(quantize('{0.5,0.25}', 'rtn', 8, sym => true)), '{0.5,0.25}'::real[],
 	'the library loads on first use');
 SELECT is(current_setting('pgquant.device'), 'auto', 'pgquant.device defaults to auto');
+SELECT is(current_setting('pgquant.calibration'), '', 'pgquant.calibration defaults to empty (no set)');
 SELECT is(current_setting('pgquant.gpu_memory_limit'), '1GB', 'pgquant.gpu_memory_limit defaults to 1GB');
 SELECT throws_ok($$SET pgquant.device = 'gpu'$$, '22023', NULL, 'pgquant.device rejects unknown values');
 SELECT throws_ok($$SET pgquant.typo = 1$$, '42602', NULL, 'the pgquant. prefix is reserved');
 
 -- privileges: an ordinary role can quantize, store and read qtensors
 CREATE ROLE pgquant_tap_user NOLOGIN;
-SELECT function_privs_are('public', 'quantize', ARRAY['real[]', 'text', 'integer', 'integer', 'boolean'],
+SELECT function_privs_are('public', 'quantize', ARRAY['real[]', 'text', 'integer', 'integer', 'boolean', 'text', 'text', 'boolean', 'boolean', 'double precision'],
 	'pgquant_tap_user', ARRAY['EXECUTE'], 'PUBLIC may execute quantize');
 SELECT function_privs_are('public', 'dequantize', ARRAY['qtensor'], 'pgquant_tap_user', ARRAY['EXECUTE'],
 	'PUBLIC may execute dequantize');

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "qcalib.h"
 
 static int	n_tests = 0;
@@ -483,11 +485,573 @@ test_stats(void)
 	free(xtx);
 }
 
+/* a qtensor from a GPTQ result (asymmetric unless sym) */
+static uint8_t *
+gptq_tensor(const QtGptqResult *res, int rows, int cols, int bits, int gs, bool sym, QtLayout *l)
+{
+	QtHeader	h;
+	char		err[QT_ERRMSG_LEN];
+	uint8_t    *buf;
+
+	if (qt_params_plan(QT_METHOD_GPTQ, bits, gs, (sym ? 0 : QT_FLAG_ZEROS) | (res->perm ? QT_FLAG_PERM : 0),
+					   res->scale_type, rows, cols, &h, l, err) != QT_OK)
+		return NULL;
+	buf = new_tensor(&h, l);
+	qt_params_write(buf, l, res->scales, res->zeros, res->codes);
+	if (res->perm)
+		memcpy(buf + l->off_perm, res->perm, sizeof(int32_t) * cols);
+	return buf;
+}
+
+/* relative output error ||X (W - Q)^T||^2 / ||X W^T||^2 from H = X^T X */
+static double
+output_error(const float *w, const uint8_t *buf, const QtLayout *l, const float *hess)
+{
+	const QtHeader *h = (const QtHeader *) buf;
+	int64_t		n = (int64_t) h->rows * h->cols;
+	float	   *d = malloc(sizeof(float) * n),
+			   *tmp = malloc(sizeof(float) * n);
+	double		num,
+				den;
+
+	qt_dequantize_ref(buf, l, 0, h->rows, d);
+	for (int64_t i = 0; i < n; i++)
+		d[i] = w[i] - d[i];
+	num = qc_hessian_energy(d, h->rows, h->cols, hess, tmp);
+	den = qc_hessian_energy(w, h->rows, h->cols, hess, tmp);
+	free(d);
+	free(tmp);
+	return num / den;
+}
+
+/*
+ * Activations with structure like a network's: rows x n, each channel a
+ * mix of one of n/8 shared factors and its own noise, and every 16th
+ * channel an outlier, 20x larger.  Returns X^T X (n x n).
+ */
+static float *
+correlated_hessian(int nrows, int n, bool correlated)
+{
+	float	   *x = malloc(sizeof(float) * nrows * n),
+			   *z = malloc(sizeof(float) * (n / 8 + 1)),
+			   *hess = malloc(sizeof(float) * n * n);
+	QcStats    *s = qc_stats_new(n, true);
+
+	for (int r = 0; r < nrows; r++)
+	{
+		for (int t = 0; t <= n / 8; t++)
+			z[t] = randn();
+		for (int j = 0; j < n; j++)
+			x[r * n + j] = (correlated ? z[j % (n / 8 + 1)] + 0.3f * randn() : randn()) * (j % 16 == 0 ? 20.0f : 1.0f);
+	}
+	qc_stats_add(s, x, nrows);
+	qc_stats_hessian(s, hess);
+	qc_stats_free(s);
+	free(x);
+	free(z);
+	return hess;
+}
+
+/* output error ceilings of GPTQ relative to RTN on correlated activations, by bit width */
+static const double gptq_ratio_ceiling[9] = {0, 0, 0.5, 0.35, 0.35, 0.35, 0.35, 0.35, 0.35};
+
+static void
+test_gptq(void)
+{
+	enum
+	{
+		ROWS = 48, COLS = 300, NX = 1200
+	};
+	float	   *w = malloc(sizeof(float) * ROWS * COLS);
+	float	   *hc = correlated_hessian(NX, COLS, true);
+	char		err[QT_ERRMSG_LEN];
+	struct
+	{
+		int			bits,
+					gs;
+		bool		sym,
+					act_order,
+					static_groups;
+	}			cfg[] = {
+		{2, 128, false, false, false}, {3, 32, false, false, false}, {4, 100, false, true, false},
+		{4, 128, true, false, false}, {3, 64, false, true, true}, {8, QT_GROUP_PER_CHANNEL, false, true, false},
+		{5, 200, false, false, true}, {6, 7, true, true, false}
+	};
+
+	fill(w, ROWS * COLS, true);
+
+	/* the blocked path against the oracle, over groups that divide the block, straddle it, or are odd */
+	for (size_t c = 0; c < sizeof(cfg) / sizeof(cfg[0]); c++)
+	{
+		QtGptqSpec	spec = {cfg[c].bits, cfg[c].gs, cfg[c].sym, cfg[c].act_order, cfg[c].static_groups, 0.01, 0};
+		QtGptqResult a,
+					b;
+		QtLayout	la,
+					lb;
+		uint8_t    *ta,
+				   *tb;
+		int64_t		diff = 0;
+		double		ea,
+					eb;
+		bool		perm_ok = true;
+		uint8_t		scratch[COLS];
+
+		if (qt_gptq(w, ROWS, COLS, hc, &spec, &a, err) != QT_OK || qt_gptq_ref(w, ROWS, COLS, hc, &spec, &b, err) != QT_OK)
+		{
+			ok(0, "gptq: %s", err);
+			continue;
+		}
+		for (int64_t i = 0; i < (int64_t) ROWS * COLS; i++)
+			diff += a.codes[i] != b.codes[i];
+		ta = gptq_tensor(&a, ROWS, COLS, cfg[c].bits, cfg[c].gs, cfg[c].sym, &la);
+		tb = gptq_tensor(&b, ROWS, COLS, cfg[c].bits, cfg[c].gs, cfg[c].sym, &lb);
+		ea = output_error(w, ta, &la, hc);
+		eb = output_error(w, tb, &lb, hc);
+		if (cfg[c].act_order && !cfg[c].static_groups)
+		{
+			/* a permutation, by descending diag(H) */
+			for (int j = 1; j < COLS; j++)
+				perm_ok &= hc[a.perm[j] * COLS + a.perm[j]] <= hc[a.perm[j - 1] * COLS + a.perm[j - 1]];
+		}
+		else
+			perm_ok = a.perm == NULL;
+		ok(diff <= ROWS * COLS / 1000 && fabs(ea - eb) <= 1e-3 * eb && perm_ok &&
+		   qt_check_body(ta, &la, scratch, NULL) == QT_OK,
+		   "gptq %d bits, group %d%s%s%s: blocked = oracle (%lld of %d codes differ, output error %.5f vs %.5f)%s",
+		   cfg[c].bits, cfg[c].gs, cfg[c].sym ? ", sym" : "", cfg[c].act_order ? ", act-order" : "",
+		   cfg[c].static_groups ? ", static groups" : "", (long long) diff, ROWS * COLS, ea, eb,
+		   cfg[c].act_order && !cfg[c].static_groups ? ", permutation by descending diag(H)" : "");
+		qt_gptq_result_free(&a);
+		qt_gptq_result_free(&b);
+		free(ta);
+		free(tb);
+	}
+
+	/* on correlated activations GPTQ's output error is a fraction of RTN's, at every width */
+	{
+		double		worst = 0.0;
+		int			bad = 0;
+
+		for (int bits = 2; bits <= 8; bits++)
+		{
+			QtGptqSpec	spec = {bits, 128, false, false, false, 0.01, 0};
+			QtGptqResult res;
+			QtLayout	lr,
+						lg;
+			uint8_t    *r = quantize_rtn(w, ROWS, COLS, bits, 128, false, &lr);
+			uint8_t    *g;
+			double		ratio;
+
+			qt_gptq(w, ROWS, COLS, hc, &spec, &res, err);
+			g = gptq_tensor(&res, ROWS, COLS, bits, 128, false, &lg);
+			ratio = output_error(w, g, &lg, hc) / output_error(w, r, &lr, hc);
+			bad += ratio > gptq_ratio_ceiling[bits];
+			worst = ratio > worst ? ratio : worst;
+			qt_gptq_result_free(&res);
+			free(r);
+			free(g);
+		}
+		ok(bad == 0, "gptq g128 on correlated activations with outlier channels: output error under the named "
+		   "fraction of rtn's at 2..8 bits (worst ratio %.3f)", worst);
+	}
+
+	/* with a diagonal H there is nothing to compensate: GPTQ's codes are RTN's */
+	{
+		float	   *hd = calloc(COLS * COLS, sizeof(float));
+		QtGptqSpec	spec = {4, 64, false, false, false, 0.01, 0};
+		QtGptqResult res;
+		QtLayout	lr;
+		uint8_t    *r = quantize_rtn(w, ROWS, COLS, 4, 64, false, &lr);
+		int64_t		diff = 0;
+
+		for (int j = 0; j < COLS; j++)
+			hd[j * COLS + j] = 1.0f + (float) (j % 5);
+		qt_gptq(w, ROWS, COLS, hd, &spec, &res, err);
+		for (int rr = 0; rr < ROWS; rr++)
+			for (int j = 0; j < COLS; j++)
+				diff += res.codes[rr * COLS + j] != qt_code_at(r + lr.off_codes + rr * lr.row_bytes, j, 4);
+		ok(diff == 0, "gptq with a diagonal X^T X reproduces rtn's codes exactly (%lld differ)", (long long) diff);
+		qt_gptq_result_free(&res);
+		free(r);
+		free(hd);
+	}
+
+	/* two columns by hand: w2 absorbs (w1 - q1) * H12 / H22 before it is quantized */
+	{
+		float		w2[2] = {0.3f, -0.55f},
+					h2[4] = {4.0f, 1.5f, 1.5f, 2.0f};
+		QtGptqSpec	spec = {3, QT_GROUP_PER_CHANNEL, false, false, false, 1e-9, 0};
+		QtGptqResult res;
+		float		s = qt_round_scale(qt_rtn_scale(w2, 2, 3, false), QT_SCALE_FP16);
+		int			z = qt_rtn_zero(w2, 2, 3, false, s);
+		float		q1 = fminf(fmaxf(rintf(w2[0] / s) + z, 0), 7);
+		float		w2b = w2[1] + (w2[0] - (q1 - z) * s) * 1.5f / 2.0f;
+		float		q2 = fminf(fmaxf(rintf(w2b / s) + z, 0), 7);
+
+		qt_gptq(w2, 1, 2, h2, &spec, &res, err);
+		ok(res.codes[0] == q1 && res.codes[1] == q2 && q2 != fminf(fmaxf(rintf(w2[1] / s) + z, 0), 7),
+		   "gptq on two columns: the second is quantized after absorbing (w1 - q1) H12 / H22 (codes %d %d)",
+		   res.codes[0], res.codes[1]);
+		qt_gptq_result_free(&res);
+	}
+
+	/* degenerate Hessians */
+	{
+		float		indef[4] = {1.0f, 3.0f, 3.0f, 1.0f};
+		float		zero4[4] = {0};
+		float		neg[4] = {-1.0f, 0.0f, 0.0f, 1.0f};
+		float		w2[4] = {0.5f, -1.0f, 2.0f, 0.25f};
+		QtGptqSpec	spec = {4, QT_GROUP_PER_CHANNEL, false, false, false, 0.01, 0};
+		QtGptqResult res;
+
+		QtStatus	st = qt_gptq(w2, 2, 2, indef, &spec, &res, err);
+
+		ok(st == QT_OK && res.retries == 3 && fabs(res.damp - 10.0) < 1e-9,
+		   "gptq: an indefinite X^T X (eigenvalue -2) succeeds once the dampening has grown to %g (%d retries)",
+		   res.damp, res.retries);
+		qt_gptq_result_free(&res);
+		ok(qt_gptq(w2, 2, 2, zero4, &spec, &res, err) == QT_OK && res.n_dead == 2 &&
+		   res.codes[0] == res.zeros[0] && res.codes[1] == res.zeros[0],
+		   "gptq: all-zero activations make every input dead; the weights become exact zeros");
+		qt_gptq_result_free(&res);
+		ok(qt_gptq(w2, 2, 2, neg, &spec, &res, err) == QT_EINVAL && strstr(err, "negative") != NULL,
+		   "gptq: a negative diagonal is refused: %s", err);
+	}
+
+	/* a dead channel in a real Hessian, and fewer activation rows than columns */
+	{
+		float	   *hf = correlated_hessian(COLS / 3, COLS, true);
+		QtGptqSpec	spec = {3, 64, false, true, false, 0.01, 0};
+		QtGptqResult res;
+		QtLayout	lr,
+					lg;
+		uint8_t    *r = quantize_rtn(w, ROWS, COLS, 3, 64, false, &lr),
+				   *g;
+		float	   *d = malloc(sizeof(float) * ROWS * COLS);
+		bool		zero_col = true;
+
+		for (int j = 0; j < COLS; j++)
+			hf[17 * COLS + j] = hf[j * COLS + 17] = 0.0f;
+		qt_gptq(w, ROWS, COLS, hf, &spec, &res, err);
+		g = gptq_tensor(&res, ROWS, COLS, 3, 64, false, &lg);
+		qt_dequantize_ref(g, &lg, 0, ROWS, d);
+		for (int rr = 0; rr < ROWS; rr++)
+			zero_col &= d[rr * COLS + 17] == 0.0f;
+		ok(res.n_dead == 1 && zero_col && res.retries == 0 &&
+		   output_error(w, g, &lg, hf) < 0.5 * output_error(w, r, &lr, hf),
+		   "gptq with 100 activation rows for 300 columns and a dead channel: weights of the dead channel are 0, "
+		   "output error under half of rtn's");
+		qt_gptq_result_free(&res);
+		free(r);
+		free(g);
+		free(d);
+		free(hf);
+	}
+	free(hc);
+	free(w);
+}
+
+/* a qtensor from an AWQ result */
+static uint8_t *
+awq_tensor(const QtAwqResult *res, int rows, int cols, int bits, int gs, bool sym, QtLayout *l)
+{
+	QtHeader	h;
+	char		err[QT_ERRMSG_LEN];
+	uint8_t    *buf;
+
+	if (qt_params_plan(QT_METHOD_AWQ, bits, gs, (sym ? 0 : QT_FLAG_ZEROS) | QT_FLAG_CHSCALE,
+					   res->scale_type, rows, cols, &h, l, err) != QT_OK)
+		return NULL;
+	buf = new_tensor(&h, l);
+	qt_params_write(buf, l, res->scales, res->zeros, res->codes);
+	memcpy(buf + l->off_chscale, res->chscale, sizeof(float) * cols);
+	return buf;
+}
+
+/* activations with outlier channels (every 37th channel 20x), independent or sharing factors */
+static float *
+outlier_activations(int nrows, int n, bool correlated)
+{
+	float	   *x = malloc(sizeof(float) * nrows * n);
+	int			k = n / 8;
+
+	for (int r = 0; r < nrows; r++)
+	{
+		float		z[64];
+
+		for (int t = 0; t < k && t < 64; t++)
+			z[t] = randn();
+		for (int j = 0; j < n; j++)
+			x[r * n + j] = (correlated ? z[j % k] + 0.3f * randn() : randn()) * (j % 37 == 0 ? 20.0f : 1.0f);
+	}
+	return x;
+}
+
+/* ||X (W - Q)^T||^2 / ||X W^T||^2 from the activation rows themselves (no X^T X) */
+static double
+output_error_rows(const float *w, const uint8_t *buf, const QtLayout *l, const float *x, int nrows)
+{
+	const QtHeader *h = (const QtHeader *) buf;
+	int			rows = h->rows,
+				n = h->cols;
+	float	   *q = malloc(sizeof(float) * rows * n);
+	double		num = 0.0,
+				den = 0.0;
+
+	qt_dequantize_ref(buf, l, 0, rows, q);
+	for (int t = 0; t < nrows; t++)
+		for (int r = 0; r < rows; r++)
+		{
+			double		yw = 0.0,
+						yq = 0.0;
+
+			for (int j = 0; j < n; j++)
+			{
+				yw += (double) x[t * n + j] * w[r * n + j];
+				yq += (double) x[t * n + j] * q[r * n + j];
+			}
+			num += (yw - yq) * (yw - yq);
+			den += yw * yw;
+		}
+	free(q);
+	return num / den;
+}
+
+/* AWQ output error ceilings relative to RTN on activations with outlier channels */
+static const double awq_ratio_ceiling[9] = {0, 0, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4};
+
+static void
+test_awq(void)
+{
+	enum
+	{
+		ROWS = 64, COLS = 256, NX = 600
+	};
+	float	   *w = malloc(sizeof(float) * ROWS * COLS);
+	float	   *x = outlier_activations(NX, COLS, false);
+	float	   *hess = malloc(sizeof(float) * COLS * COLS),
+				mean_abs[COLS],
+				hdiag[COLS];
+	QcStats    *st = qc_stats_new(COLS, true);
+	char		err[QT_ERRMSG_LEN];
+
+	fill(w, ROWS * COLS, true);
+	for (int i = 0; i < ROWS * COLS; i++)
+		w[i] *= 0.02f;
+	qc_stats_add(st, x, NX);
+	qc_stats_hessian(st, hess);
+	for (int j = 0; j < COLS; j++)
+	{
+		mean_abs[j] = (float) (st->sum_abs[j] / NX);
+		hdiag[j] = (float) st->sum_sq[j];
+	}
+
+	/* against RTN, with X^T X and with its diagonal only */
+	for (int mode = 0; mode < 2; mode++)
+	{
+		int			bad = 0,
+					invalid = 0;
+		double		worst = 0.0;
+
+		for (int bits = 2; bits <= 8; bits++)
+		{
+			QtAwqSpec	spec = {bits, 128, false, 0, 0, 0};
+			QtAwqResult res;
+			QtLayout	lr,
+						la;
+			uint8_t    *r = quantize_rtn(w, ROWS, COLS, bits, 128, false, &lr),
+					   *a;
+			uint8_t		scratch[COLS];
+			double		ratio;
+
+			qt_awq(w, ROWS, COLS, mode == 0 ? hess : NULL, mode == 1 ? hdiag : NULL, mean_abs, &spec, &res, err);
+			a = awq_tensor(&res, ROWS, COLS, bits, 128, false, &la);
+			invalid += qt_check_body(a, &la, scratch, NULL) != QT_OK || !(res.loss_scaled <= res.loss_rtn) ||
+				!(res.alpha > 0.0);
+			ratio = output_error(w, a, &la, hess) / output_error(w, r, &lr, hess);
+			bad += ratio > awq_ratio_ceiling[bits];
+			worst = ratio > worst ? ratio : worst;
+			qt_awq_result_free(&res);
+			free(r);
+			free(a);
+		}
+		ok(bad == 0 && invalid == 0, "awq g128 %s: output error under %.1f of rtn's at 2..8 bits (worst %.3f); "
+		   "alpha > 0 chosen, search loss at it <= at alpha 0; tensors valid",
+		   mode == 0 ? "with X^T X" : "with diag(X^T X) only", awq_ratio_ceiling[4], worst);
+	}
+
+	/* the scale search's choice matches a brute-force search on the activation rows themselves */
+	{
+		QtAwqSpec	spec = {3, 64, false, 0, 0, 0};
+		QtAwqResult res;
+		double		best = INFINITY,
+					best_alpha = -1.0;
+
+		qt_awq(w, ROWS, COLS, hess, NULL, mean_abs, &spec, &res, err);
+		for (int i = 0; i < QT_AWQ_GRID; i++)
+		{
+			/* only the scale, no clipping: one grid point at a time */
+			float		s[COLS],
+						smax = 0.0f,
+						smin = INFINITY;
+			float	   *ws = malloc(sizeof(float) * ROWS * COLS);
+			QtLayout	l;
+			uint8_t    *q;
+			double		e;
+
+			for (int j = 0; j < COLS; j++)
+			{
+				s[j] = fmaxf(powf(mean_abs[j], (float) i / QT_AWQ_GRID), 1e-4f);
+				smax = fmaxf(smax, s[j]);
+				smin = fminf(smin, s[j]);
+			}
+			for (int j = 0; j < COLS; j++)
+				s[j] /= sqrtf(smax * smin);
+			for (int rr = 0; rr < ROWS; rr++)
+				for (int j = 0; j < COLS; j++)
+					ws[rr * COLS + j] = w[rr * COLS + j] * s[j];
+			q = quantize_rtn(ws, ROWS, COLS, 3, 64, false, &l);
+			/* store s as the channel scales: rebuild the tensor with the flag */
+			{
+				QtHeader	h = *(QtHeader *) q;
+				QtLayout	l2;
+				uint8_t    *t;
+
+				h.flags |= QT_FLAG_CHSCALE;
+				qt_layout(&h, &l2, NULL);
+				t = new_tensor(&h, &l2);
+				memcpy(t + l2.off_scales, q + l.off_scales, l.off_zeros - l.off_scales);
+				memcpy(t + l2.off_zeros, q + l.off_zeros, l.off_chscale - l.off_zeros);
+				memcpy(t + l2.off_chscale, s, sizeof(s));
+				memcpy(t + l2.off_codes, q + l.off_codes, l.total - l.off_codes);
+				e = output_error_rows(w, t, &l2, x, NX);
+				free(t);
+			}
+			if (e < best)
+			{
+				best = e;
+				best_alpha = (double) i / QT_AWQ_GRID;
+			}
+			free(q);
+			free(ws);
+		}
+		ok(fabs(res.alpha - best_alpha) < 1e-9,
+		   "awq: the alpha chosen from X^T X (%.2f) is the one a brute-force search over the activation rows picks (%.2f)",
+		   res.alpha, best_alpha);
+		qt_awq_result_free(&res);
+	}
+
+	/* channel scales: positive, finite, normalized so that max * min = 1 */
+	{
+		QtAwqSpec	spec = {4, 128, false, 0, 0, 0};
+		QtAwqResult res;
+		float		smax = 0.0f,
+					smin = INFINITY;
+		bool		pos = true;
+
+		qt_awq(w, ROWS, COLS, hess, NULL, mean_abs, &spec, &res, err);
+		for (int j = 0; j < COLS; j++)
+		{
+			pos &= res.chscale[j] > 0.0f && isfinite(res.chscale[j]);
+			smax = fmaxf(smax, res.chscale[j]);
+			smin = fminf(smin, res.chscale[j]);
+		}
+		ok(pos && fabs(smax * smin - 1.0) < 1e-5 && smax > 1.0f,
+		   "awq: channel scales positive, max * min = 1 (%.6f), outlier channels scaled up (max %.2f)", smax * smin, smax);
+		qt_awq_result_free(&res);
+	}
+
+	/* the data-free form: no channel scaling, and the clipping search lowers the weights' own error */
+	{
+		int			bad = 0;
+
+		for (int bits = 2; bits <= 8; bits++)
+		{
+			QtAwqSpec	spec = {bits, 128, false, 0, 0, 0};
+			QtAwqResult res;
+			QtLayout	lr,
+						la;
+			uint8_t    *r = quantize_rtn(w, ROWS, COLS, bits, 128, false, &lr),
+					   *a;
+			bool		ones = true;
+
+			qt_awq(w, ROWS, COLS, NULL, NULL, NULL, &spec, &res, err);
+			for (int j = 0; j < COLS; j++)
+				ones &= res.chscale[j] == 1.0f;
+			a = awq_tensor(&res, ROWS, COLS, bits, 128, false, &la);
+			bad += !ones || res.alpha != 0.0 || rel_error(w, a, &la) > rel_error(w, r, &lr) ||
+				(bits <= 4 && !(rel_error(w, a, &la) < rel_error(w, r, &lr)));
+			qt_awq_result_free(&res);
+			free(r);
+			free(a);
+		}
+		ok(bad == 0, "awq without statistics: channel scales 1, weight error never above rtn's, below it at 2..4 bits");
+	}
+
+	/* a channel with no activations, the scale search on a sample of rows, symmetric */
+	{
+		QtAwqSpec	spec = {4, 64, false, 0, 0, 0},
+					sampled = {4, 64, false, 0, 0, 16},
+					sym = {4, 64, true, 0, 0, 0};
+		QtAwqResult res,
+					rs,
+					ry;
+		QtLayout	la,
+					ls,
+					ly,
+					lr;
+		uint8_t    *a,
+				   *b,
+				   *c,
+				   *r = quantize_rtn(w, ROWS, COLS, 4, 64, true, &lr);
+		float		ma0[COLS];
+		float	   *dq = malloc(sizeof(float) * ROWS * COLS);
+		bool		finite = true;
+		uint8_t		scratch[COLS];
+
+		memcpy(ma0, mean_abs, sizeof(ma0));
+		ma0[5] = 0.0f;
+		qt_awq(w, ROWS, COLS, hess, NULL, ma0, &spec, &res, err);
+		a = awq_tensor(&res, ROWS, COLS, 4, 64, false, &la);
+		qt_dequantize_ref(a, &la, 0, ROWS, dq);
+		for (int i = 0; i < ROWS * COLS; i++)
+			finite &= isfinite(dq[i]) && fabsf(dq[i]) < 100.0f;
+		ok(finite && qt_check_body(a, &la, scratch, NULL) == QT_OK && res.chscale[5] > 0.0f,
+		   "awq: a channel with mean |x| = 0 gets a positive scale and finite weights");
+		qt_awq(w, ROWS, COLS, hess, NULL, mean_abs, &sampled, &rs, err);
+		qt_awq(w, ROWS, COLS, hess, NULL, mean_abs, &spec, &res, err);
+		b = awq_tensor(&rs, ROWS, COLS, 4, 64, false, &ls);
+		free(a);
+		a = awq_tensor(&res, ROWS, COLS, 4, 64, false, &la);
+		ok(output_error(w, b, &ls, hess) < 1.1 * output_error(w, a, &la, hess),
+		   "awq: searching alpha on 16 of 64 rows (alpha %.2f) costs under 10%% of output error against all rows (alpha %.2f)",
+		   rs.alpha, res.alpha);
+		qt_awq(w, ROWS, COLS, hess, NULL, mean_abs, &sym, &ry, err);
+		c = awq_tensor(&ry, ROWS, COLS, 4, 64, true, &ly);
+		ok(output_error(w, c, &ly, hess) < 0.5 * output_error(w, r, &lr, hess),
+		   "awq symmetric: output error under half of symmetric rtn's");
+		qt_awq_result_free(&res);
+		qt_awq_result_free(&rs);
+		qt_awq_result_free(&ry);
+		free(a);
+		free(b);
+		free(c);
+		free(r);
+		free(dq);
+	}
+	qc_stats_free(st);
+	free(hess);
+	free(x);
+	free(w);
+}
+
 int
 main(void)
 {
 	test_hqq();
 	test_stats();
+	test_gptq();
+	test_awq();
 	printf("1..%d\n", n_tests);
 	return n_failed == 0 ? 0 : 1;
 }
