@@ -104,7 +104,7 @@ BEGIN
 	-- quant_error with calibration is checked where it exists (the calibrated-quantization work)
 	SELECT EXISTS (SELECT FROM pg_proc WHERE proname = 'quant_error' AND 'calibration' = ANY (proargnames)) INTO has_calib_error;
 	IF has_calib_error THEN
-		RETURN NEXT ok((SELECT quant_error(data, quantize(data, 'rtn', 4), calibration => 'cal-train', layer => name) > 0
+		RETURN NEXT ok((SELECT (quant_error(data, quantize(data, 'rtn', 4), calibration => 'cal-train', layer => name)).output_error > 0
 						FROM pgquant.tensors WHERE model = 'cal-s260k' AND name = 'layers.0.attention.wq'),
 			'quant_error reads the calibration set');
 	ELSE

@@ -1018,6 +1018,7 @@ test_awq(void)
 			finite &= isfinite(dq[i]) && fabsf(dq[i]) < 100.0f;
 		ok(finite && qt_check_body(a, &la, scratch, NULL) == QT_OK && res.chscale[5] > 0.0f,
 		   "awq: a channel with mean |x| = 0 gets a positive scale and finite weights");
+		qt_awq_result_free(&res);
 		qt_awq(w, ROWS, COLS, hess, NULL, mean_abs, &sampled, &rs, err);
 		qt_awq(w, ROWS, COLS, hess, NULL, mean_abs, &spec, &res, err);
 		b = awq_tensor(&rs, ROWS, COLS, 4, 64, false, &ls);
