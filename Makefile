@@ -55,8 +55,8 @@ unit: tests/unit/test_qformat tests/unit/test_pq
 	tests/unit/test_pq
 
 # k-means, PQ and RVQ (floor 1) against their references, and the codebook/code formats
-PQ_UNIT_SRCS = src/qformat.c src/kmeans.c src/pq.c src/pqformat.c
-tests/unit/test_pq: tests/unit/test_pq.c $(PQ_UNIT_SRCS) src/kmeans.h src/pq.h src/pqformat.h src/qformat.h
+PQ_UNIT_SRCS = src/qformat.c src/kmeans.c src/pq.c src/pqformat.c src/fastscan.c
+tests/unit/test_pq: tests/unit/test_pq.c $(PQ_UNIT_SRCS) src/kmeans.h src/pq.h src/pqformat.h src/fastscan.h src/qformat.h
 	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Isrc -o $@ tests/unit/test_pq.c $(PQ_UNIT_SRCS) -lopenblas -lm
 
 # throughput benchmark of the format code against memcpy (docs/benchmarks.md)
