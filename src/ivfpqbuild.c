@@ -20,6 +20,7 @@
 #include "fastscan.h"
 
 #include "access/tableam.h"
+#include "access/xloginsert.h"
 #include "catalog/index.h"
 #include "catalog/pg_operator_d.h"
 #include "catalog/pg_type_d.h"
@@ -695,7 +696,10 @@ ivfpqbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	return result;
 }
 
-/* the init fork of an unlogged index: an empty, untrained index */
+/*
+ * The init fork of an unlogged index: an empty, untrained index (what the
+ * index becomes after a crash).
+ */
 void
 ivfpqbuildempty(Relation index)
 {
@@ -708,4 +712,10 @@ ivfpqbuildempty(Relation index)
 	bs.nbits = IVFPQ_DEFAULT_NBITS;
 	fill_meta(&bs, &meta);
 	write_index(index, INIT_FORKNUM, &bs, &meta);
+
+	/*
+	 * GenericXLog writes no WAL for an unlogged relation, but its init fork
+	 * must survive a crash: recovery copies it over the main fork.  Log it.
+	 */
+	log_newpage_range(index, INIT_FORKNUM, 0, RelationGetNumberOfBlocksInFork(index, INIT_FORKNUM), true);
 }
