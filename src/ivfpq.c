@@ -4,6 +4,8 @@
  */
 #include "ivfpq.h"
 
+#include "fastscan.h"
+
 #include <float.h>
 
 #include "access/amvalidate.h"
@@ -36,6 +38,8 @@ static relopt_kind ivfpq_relopt_kind;
 void
 PgqIvfpqInit(void)
 {
+	const char *kernel;
+
 	ivfpq_relopt_kind = add_reloption_kind();
 	add_int_reloption(ivfpq_relopt_kind, "lists", "Number of inverted lists (coarse centroids)",
 					  IVFPQ_DEFAULT_LISTS, IVFPQ_MIN_LISTS, IVFPQ_MAX_LISTS, AccessExclusiveLock);
@@ -55,6 +59,9 @@ PgqIvfpqInit(void)
 							"from the table at a time and returns them in exact order; 0 returns ADC order.",
 							&pgquant_ivfpq_rerank, IVFPQ_DEFAULT_RERANK, 0, IVFPQ_MAX_RERANK,
 							PGC_USERSET, 0, NULL, NULL, NULL);
+	/* the fast-scan kernel for this CPU, chosen once (not inside elog: its arguments run only when it logs) */
+	kernel = qt_fs_init();
+	elog(DEBUG1, "pgquant: fast-scan kernel %s", kernel);
 }
 
 static char *

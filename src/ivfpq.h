@@ -7,7 +7,7 @@
  * (pages, the metapage, the relcache copy, the structure check).
  *
  * Pages (docs/ivfpq-format.md has them byte by byte).  Every page has a
- * 12-byte IvfpqPageOpaqueData special area whose last two bytes are
+ * 16-byte IvfpqPageOpaqueData special area whose last two bytes are
  * IVFPQ_PAGE_ID; the kind of page is in its flags.
  *   block 0        metapage: IvfpqMetaPageData
  *   blob pages     coarse centroids (lists x dim float32), then the PQ
@@ -18,6 +18,8 @@
  *                  entries packed between the header and pd_lower:
  *                  PQ entries  = heap TID (6 bytes) + codes (code_size bytes)
  *                  raw entries = heap TID (6 bytes) + dim float32 (untrained index)
+ *                  or, with 4-bit codes, blocks of 32 entries: 32 heap TIDs,
+ *                  then the codes as fastscan.h lays them out
  * An index built on fewer vectors than it needs to train on is "untrained":
  * it keeps vectors uncompressed in one list and answers exactly, until a
  * REINDEX trains it.
@@ -45,9 +47,11 @@
 #define IVFPQ_PAGE_DIRECTORY	0x0004
 #define IVFPQ_PAGE_CODES		0x0008
 #define IVFPQ_PAGE_RAW			0x0010	/* code page of raw (uncompressed) entries */
+#define IVFPQ_PAGE_PACKED		0x0020	/* code page of 4-bit codes in blocks of 32 (fastscan.h) */
 
 /* metapage flags */
 #define IVFPQ_META_TRAINED		0x0001
+#define IVFPQ_META_PACKED		0x0002	/* 4-bit codes: chain pages hold blocks of 32 */
 
 /* options and settings */
 #define IVFPQ_DEFAULT_LISTS		100
@@ -94,13 +98,15 @@ typedef struct IvfpqPageOpaqueData
 {
 	BlockNumber nextblkno;		/* next page of the same list or blob, or invalid */
 	uint32		list;			/* code pages: the list; others: 0 */
+	uint16		nentries;		/* packed code pages: entries; others: 0 */
 	uint16		flags;			/* IVFPQ_PAGE_* */
+	uint16		reserved;		/* zero */
 	uint16		page_id;		/* IVFPQ_PAGE_ID */
 } IvfpqPageOpaqueData;
 
 typedef IvfpqPageOpaqueData *IvfpqPageOpaque;
 
-StaticAssertDecl(sizeof(IvfpqPageOpaqueData) == 12, "IvfpqPageOpaqueData must be 12 bytes");
+StaticAssertDecl(sizeof(IvfpqPageOpaqueData) == 16, "IvfpqPageOpaqueData must be 16 bytes");
 
 typedef struct IvfpqMetaPageData
 {
@@ -147,7 +153,7 @@ typedef struct IvfpqListData
 #define IVFPQ_DIRECTORY_PER_PAGE	(IVFPQ_PAGE_CAPACITY / sizeof(IvfpqListData))
 #define IVFPQ_TID_SIZE				6
 
-/* entries on a code page */
+/* entries on a row-layout code page */
 static inline int
 IvfpqPageEntries(Page page, int entry_size)
 {
@@ -158,6 +164,20 @@ static inline char *
 IvfpqPageEntry(Page page, int entry_size, int i)
 {
 	return (char *) page + IVFPQ_PAGE_DATA_OFFSET + (Size) i * entry_size;
+}
+
+/* a block of 32 entries on a packed page: 32 TIDs, then 16 m bytes of codes */
+#define IVFPQ_BLOCK_TIDS		(32 * IVFPQ_TID_SIZE)
+static inline int
+IvfpqBlockSize(int m)
+{
+	return IVFPQ_BLOCK_TIDS + 16 * m;
+}
+
+static inline char *
+IvfpqBlock(Page page, int block_size, int b)
+{
+	return (char *) page + IVFPQ_PAGE_DATA_OFFSET + (Size) b * block_size;
 }
 
 /*
@@ -231,6 +251,23 @@ void		IvfpqReadDirectory(Relation index, const IvfpqMetaPageData *meta, uint32 l
 							   IvfpqListData *entry);
 void		IvfpqSetTail(Relation index, const IvfpqMetaPageData *meta, uint32 list,
 						 BlockNumber expected, BlockNumber tail);
+/*
+ * Entries of a code page of any layout (row, raw or packed), for the build,
+ * inserts, vacuum and the check.  rec is what follows the TID: the codes as
+ * a pqcode holds them, or the raw floats.
+ */
+int			IvfpqPageCount(Page page, const IvfpqMetaPageData *meta);
+bool		IvfpqPageHasRoom(Page page, const IvfpqMetaPageData *meta);
+void		IvfpqPageAppend(Page page, const IvfpqMetaPageData *meta, ItemPointer tid, const char *rec);
+void		IvfpqPageGetTid(Page page, const IvfpqMetaPageData *meta, int i, ItemPointer tid);
+/* rec of entry i (the row layout's bytes, or the codes unpacked from a block) */
+void		IvfpqPageGetRec(Page page, const IvfpqMetaPageData *meta, int i, char *rec);
+/* entry from takes entry to's place; then the page keeps its first n entries */
+void		IvfpqPageMove(Page page, const IvfpqMetaPageData *meta, int from, int to);
+void		IvfpqPageTruncate(Page page, const IvfpqMetaPageData *meta, int n);
+/* the bytes of rec */
+int			IvfpqRecSize(const IvfpqMetaPageData *meta);
+
 /* exact distance of the operator class, from floats */
 double		IvfpqExactDistance(QtMetric metric, const float *a, const float *b, int dim);
 

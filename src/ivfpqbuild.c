@@ -17,7 +17,10 @@
  */
 #include "ivfpq.h"
 
+#include "fastscan.h"
+
 #include "access/tableam.h"
+#include "access/xloginsert.h"
 #include "catalog/index.h"
 #include "catalog/pg_operator_d.h"
 #include "catalog/pg_type_d.h"
@@ -430,7 +433,7 @@ typedef struct ChainWriter
 	ForkNumber	fork;
 	uint16		flags;
 	uint32		list;
-	int			entry_size;
+	const IvfpqMetaPageData *meta;
 	Buffer		buf;
 	GenericXLogState *state;
 	Page		page;
@@ -438,13 +441,14 @@ typedef struct ChainWriter
 } ChainWriter;
 
 static void
-chain_start(ChainWriter *w, Relation index, ForkNumber fork, uint16 flags, uint32 list, int entry_size)
+chain_start(ChainWriter *w, Relation index, ForkNumber fork, uint16 flags, uint32 list,
+			const IvfpqMetaPageData *meta)
 {
 	w->index = index;
 	w->fork = fork;
 	w->flags = flags;
 	w->list = list;
-	w->entry_size = entry_size;
+	w->meta = meta;
 	w->buf = IvfpqNewBuffer(index, fork);
 	w->head = BufferGetBlockNumber(w->buf);
 	w->state = GenericXLogStart(index);
@@ -455,10 +459,7 @@ chain_start(ChainWriter *w, Relation index, ForkNumber fork, uint16 flags, uint3
 static void
 chain_add(ChainWriter *w, ItemPointer tid, const char *rec)
 {
-	PageHeader	ph = (PageHeader) w->page;
-	char	   *dst;
-
-	if (ph->pd_lower + w->entry_size > ph->pd_upper)
+	if (!IvfpqPageHasRoom(w->page, w->meta))
 	{
 		Buffer		next = IvfpqNewBuffer(w->index, w->fork);
 
@@ -469,12 +470,8 @@ chain_add(ChainWriter *w, ItemPointer tid, const char *rec)
 		w->state = GenericXLogStart(w->index);
 		w->page = GenericXLogRegisterBuffer(w->state, w->buf, GENERIC_XLOG_FULL_IMAGE);
 		IvfpqInitPage(w->page, w->flags, w->list);
-		ph = (PageHeader) w->page;
 	}
-	dst = (char *) w->page + ph->pd_lower;
-	memcpy(dst, tid, IVFPQ_TID_SIZE);
-	memcpy(dst + IVFPQ_TID_SIZE, rec, w->entry_size - IVFPQ_TID_SIZE);
-	ph->pd_lower += w->entry_size;
+	IvfpqPageAppend(w->page, w->meta, tid, rec);
 }
 
 /* finish the chain; returns its last page */
@@ -526,8 +523,9 @@ write_index(Relation index, ForkNumber fork, IvfpqBuildState *bs, IvfpqMetaPageD
 	{
 		ChainWriter w;
 
-		chain_start(&w, index, fork, bs->trained ? IVFPQ_PAGE_CODES : IVFPQ_PAGE_CODES | IVFPQ_PAGE_RAW,
-					(uint32) l, bs->entry_size);
+		chain_start(&w, index, fork, !bs->trained ? IVFPQ_PAGE_CODES | IVFPQ_PAGE_RAW :
+					(meta->flags & IVFPQ_META_PACKED) ? IVFPQ_PAGE_CODES | IVFPQ_PAGE_PACKED : IVFPQ_PAGE_CODES,
+					(uint32) l, meta);
 		dir[l].head = w.head;
 		while (have)
 		{
@@ -584,6 +582,9 @@ fill_meta(IvfpqBuildState *bs, IvfpqMetaPageData *meta)
 	meta->magic = IVFPQ_MAGIC_NUMBER;
 	meta->version = IVFPQ_VERSION;
 	meta->flags = bs->trained ? IVFPQ_META_TRAINED : 0;
+	/* 4-bit codes go in blocks of 32, for the fast-scan kernel */
+	if (bs->trained && bs->nbits == 4 && bs->c.pq.m <= QT_FS_MAX_M)
+		meta->flags |= IVFPQ_META_PACKED;
 	meta->dim = (uint32) bs->dim;
 	meta->lists = bs->trained ? (uint32) bs->lists : 1;
 	meta->m = bs->trained ? (uint16) bs->c.pq.m : 0;
@@ -695,7 +696,10 @@ ivfpqbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	return result;
 }
 
-/* the init fork of an unlogged index: an empty, untrained index */
+/*
+ * The init fork of an unlogged index: an empty, untrained index (what the
+ * index becomes after a crash).
+ */
 void
 ivfpqbuildempty(Relation index)
 {
@@ -708,4 +712,10 @@ ivfpqbuildempty(Relation index)
 	bs.nbits = IVFPQ_DEFAULT_NBITS;
 	fill_meta(&bs, &meta);
 	write_index(index, INIT_FORKNUM, &bs, &meta);
+
+	/*
+	 * GenericXLog writes no WAL for an unlogged relation, but its init fork
+	 * must survive a crash: recovery copies it over the main fork.  Log it.
+	 */
+	log_newpage_range(index, INIT_FORKNUM, 0, RelationGetNumberOfBlocksInFork(index, INIT_FORKNUM), true);
 }

@@ -15,6 +15,8 @@
  */
 #include "ivfpq.h"
 
+#include "fastscan.h"
+
 #include <math.h>
 
 #include "access/relation.h"
@@ -87,6 +89,8 @@ read_page(CheckState *cs, BlockNumber blkno, uint16 flags, char *copy)
 		fail(cs, "Block %u has page id 0x%04x, not 0x%04x.", blkno, op->page_id, IVFPQ_PAGE_ID);
 	if (op->flags != flags)
 		fail(cs, "Block %u is of kind 0x%x, not 0x%x.", blkno, op->flags, flags);
+	if (op->reserved != 0 || (op->nentries != 0 && !(flags & IVFPQ_PAGE_PACKED)))
+		fail(cs, "Block %u has reserved fields of its special area set.", blkno);
 	if (ph->pd_lower < IVFPQ_PAGE_DATA_OFFSET || ph->pd_lower > ph->pd_upper || ph->pd_upper != ph->pd_special)
 		fail(cs, "Block %u has an invalid data area (lower %u, upper %u).", blkno, ph->pd_lower, ph->pd_upper);
 }
@@ -145,6 +149,46 @@ check_list(CheckState *cs, const IvfpqMetaPageData *meta, uint32 list, const Ivf
 			fail(cs, "Block %u on the chain of list %u belongs to list %u.", blkno, list,
 				 IvfpqPageGetOpaque(copy.data)->list);
 		ph = (PageHeader) copy.data;
+		if (flags & IVFPQ_PAGE_PACKED)
+		{
+			int			bs = IvfpqBlockSize(meta->m);
+			int			nblocks;
+
+			n = IvfpqPageGetOpaque(copy.data)->nentries;
+			nblocks = (n + QT_FS_BLOCK - 1) / QT_FS_BLOCK;
+			if (ph->pd_lower != IVFPQ_PAGE_DATA_OFFSET + nblocks * bs)
+				fail(cs, "Block %u holds %d entries in %u bytes, not %d blocks of %d.", blkno, n,
+					 ph->pd_lower - IVFPQ_PAGE_DATA_OFFSET, nblocks, bs);
+			for (int i = 0; i < nblocks * QT_FS_BLOCK; i++)
+			{
+				char	   *blk = IvfpqBlock(copy.data, bs, i / QT_FS_BLOCK);
+				ItemPointerData tid;
+				uint8		code[QT_FS_MAX_M / 2];
+				bool		zero = true;
+
+				memcpy(&tid, blk + (i % QT_FS_BLOCK) * IVFPQ_TID_SIZE, IVFPQ_TID_SIZE);
+				qt_fs_get((const uint8 *) blk + IVFPQ_BLOCK_TIDS, meta->m, i % QT_FS_BLOCK, code);
+				if (i < n)
+				{
+					if (!ItemPointerIsValid(&tid) || ItemPointerGetOffsetNumberNoCheck(&tid) > MaxOffsetNumber)
+						fail(cs, "Entry %d of block %u has an invalid heap TID (%u,%u).", i + 1, blkno,
+							 ItemPointerGetBlockNumberNoCheck(&tid), ItemPointerGetOffsetNumberNoCheck(&tid));
+					continue;
+				}
+				/* slots past the last entry are zero */
+				for (int k = 0; k < IVFPQ_TID_SIZE; k++)
+					zero &= blk[(i % QT_FS_BLOCK) * IVFPQ_TID_SIZE + k] == 0;
+				for (int k = 0; k < (meta->m + 1) / 2; k++)
+					zero &= code[k] == 0;
+				if (!zero)
+					fail(cs, "Block %u has data in the unused slot %d of its last block.", blkno, i + 1);
+			}
+			cs->entries += n;
+			if (blkno == e->tail)
+				tail_seen = true;
+			blkno = IvfpqPageGetOpaque(copy.data)->nextblkno;
+			continue;
+		}
 		if (es == 0)
 		{
 			if (ph->pd_lower != IVFPQ_PAGE_DATA_OFFSET)
@@ -259,8 +303,12 @@ pgquant_ivfpq_check(PG_FUNCTION_ARGS)
 		fail(&cs, "The metapage's magic number is 0x%08x, not 0x%08x.", meta.magic, IVFPQ_MAGIC_NUMBER);
 	if (meta.version != IVFPQ_VERSION)
 		fail(&cs, "The metapage's version is %u, not %d.", meta.version, IVFPQ_VERSION);
-	if (meta.flags & ~IVFPQ_META_TRAINED || meta.reserved0 != 0 || meta.reserved[0] != 0 || meta.reserved[1] != 0)
+	if (meta.flags & ~(IVFPQ_META_TRAINED | IVFPQ_META_PACKED) || meta.reserved0 != 0 ||
+		meta.reserved[0] != 0 || meta.reserved[1] != 0)
 		fail(&cs, "The metapage has unknown flags or reserved fields set.");
+	if ((meta.flags & IVFPQ_META_PACKED) &&
+		!((meta.flags & IVFPQ_META_TRAINED) && meta.nbits == 4 && meta.m >= 1 && meta.m <= QT_FS_MAX_M))
+		fail(&cs, "The metapage says packed blocks, but the codes are not 4-bit (nbits %u, m %u).", meta.nbits, meta.m);
 	if (meta.metric < QT_METRIC_L2 || meta.metric > QT_METRIC_COSINE)
 		fail(&cs, "The metapage names an unknown metric %u.", meta.metric);
 	if (meta.dim > IVFPQ_MAX_DIM)
@@ -309,7 +357,8 @@ pgquant_ivfpq_check(PG_FUNCTION_ARGS)
 
 	/* the lists */
 	for (uint32 l = 0; l < nlists; l++)
-		check_list(&cs, &meta, l, &dir[l], trained ? IVFPQ_PAGE_CODES : IVFPQ_PAGE_CODES | IVFPQ_PAGE_RAW);
+		check_list(&cs, &meta, l, &dir[l], !trained ? IVFPQ_PAGE_CODES | IVFPQ_PAGE_RAW :
+				   (meta.flags & IVFPQ_META_PACKED) ? IVFPQ_PAGE_CODES | IVFPQ_PAGE_PACKED : IVFPQ_PAGE_CODES);
 
 	/*
 	 * Every initialised page belongs somewhere.  A page an insert linked

@@ -25,7 +25,7 @@ not_a_list_page(Relation index, BlockNumber blkno, uint32 list)
 /* append one entry (TID + rec) to a list's chain */
 static void
 append_entry(Relation index, const IvfpqMetaPageData *meta, uint32 list, uint16 flags,
-			 ItemPointer tid, const char *rec, int entry_size)
+			 ItemPointer tid, const char *rec)
 {
 	IvfpqListData e;
 	BlockNumber start,
@@ -50,16 +50,11 @@ append_entry(Relation index, const IvfpqMetaPageData *meta, uint32 list, uint16 
 			UnlockReleaseBuffer(buf);
 			not_a_list_page(index, blkno, list);
 		}
-		if (((PageHeader) page)->pd_lower + entry_size <= ((PageHeader) page)->pd_upper)
+		if (IvfpqPageHasRoom(page, meta))
 		{
-			char	   *dst;
-
 			state = GenericXLogStart(index);
 			page = GenericXLogRegisterBuffer(state, buf, 0);
-			dst = (char *) page + ((PageHeader) page)->pd_lower;
-			memcpy(dst, tid, IVFPQ_TID_SIZE);
-			memcpy(dst + IVFPQ_TID_SIZE, rec, entry_size - IVFPQ_TID_SIZE);
-			((PageHeader) page)->pd_lower += entry_size;
+			IvfpqPageAppend(page, meta, tid, rec);
 			GenericXLogFinish(state);
 			UnlockReleaseBuffer(buf);
 			break;
@@ -75,16 +70,12 @@ append_entry(Relation index, const IvfpqMetaPageData *meta, uint32 list, uint16 
 		{
 			Buffer		newbuf = IvfpqNewBuffer(index, MAIN_FORKNUM);
 			Page		newpage;
-			char	   *dst;
 
 			state = GenericXLogStart(index);
 			page = GenericXLogRegisterBuffer(state, buf, 0);
 			newpage = GenericXLogRegisterBuffer(state, newbuf, GENERIC_XLOG_FULL_IMAGE);
 			IvfpqInitPage(newpage, flags, list);
-			dst = (char *) newpage + ((PageHeader) newpage)->pd_lower;
-			memcpy(dst, tid, IVFPQ_TID_SIZE);
-			memcpy(dst + IVFPQ_TID_SIZE, rec, entry_size - IVFPQ_TID_SIZE);
-			((PageHeader) newpage)->pd_lower += entry_size;
+			IvfpqPageAppend(newpage, meta, tid, rec);
 			IvfpqPageGetOpaque(page)->nextblkno = BufferGetBlockNumber(newbuf);
 			blkno = BufferGetBlockNumber(newbuf);
 			GenericXLogFinish(state);
@@ -152,14 +143,14 @@ insert_one(Relation index, Datum value, ItemPointer tid)
 			for (int t = 0; t < c->dim; t++)
 				r[t] = v.x[t] - c->centroids[(Size) list * c->dim + t];
 			qt_pq_encode(&c->pq, c->pq_cnorm, r, 1, codes, scratch);
-			append_entry(index, &c->meta, (uint32) list, IVFPQ_PAGE_CODES, tid, (const char *) codes,
-						 c->meta.entry_size);
+			append_entry(index, &c->meta, (uint32) list,
+						 (c->meta.flags & IVFPQ_META_PACKED) ? IVFPQ_PAGE_CODES | IVFPQ_PAGE_PACKED : IVFPQ_PAGE_CODES,
+						 tid, (const char *) codes);
 		}
 		else
 		{
 			/* untrained: the vector as given (exact search reads it back) */
-			append_entry(index, &c->meta, 0, IVFPQ_PAGE_CODES | IVFPQ_PAGE_RAW, tid,
-						 (const char *) v.orig, c->meta.entry_size);
+			append_entry(index, &c->meta, 0, IVFPQ_PAGE_CODES | IVFPQ_PAGE_RAW, tid, (const char *) v.orig);
 		}
 	}
 	IvfpqReleaseCache(c);

@@ -19,6 +19,8 @@
  */
 #include "ivfpq.h"
 
+#include "fastscan.h"
+
 #include <math.h>
 
 #include <cblas.h>
@@ -64,6 +66,11 @@ typedef struct IvfpqScanOpaqueData
 	int			batch_pos;
 	int			batch_cap;
 
+	/* 4-bit codes in blocks: the list's quantized table (fastscan.h) */
+	uint8	   *fs_q;			/* m x 16 */
+	float		fs_scale;
+	float		fs_bias;
+
 	/* reading rows back for re-ranking */
 	IndexFetchTableData *fetch;
 	TupleTableSlot *slot;
@@ -73,6 +80,9 @@ typedef struct IvfpqScanOpaqueData
 } IvfpqScanOpaqueData;
 
 typedef IvfpqScanOpaqueData *IvfpqScanOpaque;
+
+/* more entries than a page can hold in either layout (each has a 6-byte TID) */
+#define FS_PAGE_ENTRIES (IVFPQ_PAGE_CAPACITY / IVFPQ_TID_SIZE + QT_FS_BLOCK)
 
 /* ---- candidates --------------------------------------------------------- */
 
@@ -171,7 +181,8 @@ scan_chain(IndexScanDesc scan, BlockNumber blkno, uint32 list, const float *lut,
 	IvfpqScanOpaque so = (IvfpqScanOpaque) scan->opaque;
 	const IvfpqCache *c = so->c;
 	int			es = c->meta.entry_size;
-	float		dists[512];
+	float		dists[FS_PAGE_ENTRIES];
+	uint16		sums[FS_PAGE_ENTRIES];
 
 	while (BlockNumberIsValid(blkno))
 	{
@@ -193,19 +204,42 @@ scan_chain(IndexScanDesc scan, BlockNumber blkno, uint32 list, const float *lut,
 					 errmsg("ivfpq index \"%s\" is corrupted", RelationGetRelationName(scan->indexRelation)),
 					 errdetail("Block %u is not a page of list %u.", blkno, list)));
 		}
-		n = IvfpqPageEntries(page, es);
-		for (int i0 = 0; i0 < n; i0 += lengthof(dists))
+		if (op->flags & IVFPQ_PAGE_PACKED)
 		{
-			int			nb = Min(n - i0, (int) lengthof(dists));
-			char	   *first = IvfpqPageEntry(page, es, i0);
+			/* blocks of 32: the fast-scan kernel sums the quantized table */
+			int			bs = IvfpqBlockSize(c->pq.m);
+			int			nblocks;
 
+			n = op->nentries;
+			nblocks = (n + QT_FS_BLOCK - 1) / QT_FS_BLOCK;
+			if (n > 0 && !so->unordered)
+			{
+				qt_fs_scan((const uint8 *) IvfpqBlock(page, bs, 0) + IVFPQ_BLOCK_TIDS, bs, nblocks,
+						   c->pq.m, so->fs_q, sums);
+				for (int i = 0; i < n; i++)
+					dists[i] = scale * (base + so->fs_scale * sums[i] + so->fs_bias);
+			}
+			for (int i = 0; i < n; i++)
+			{
+				ItemPointerData tid;
+
+				memcpy(&tid, IvfpqBlock(page, bs, i / QT_FS_BLOCK) + (i % QT_FS_BLOCK) * IVFPQ_TID_SIZE,
+					   IVFPQ_TID_SIZE);
+				add_candidate(so, &tid, so->unordered ? (float) so->unordered_value : dists[i]);
+			}
+		}
+		else
+		{
+			char	   *first = IvfpqPageEntry(page, es, 0);
+
+			n = IvfpqPageEntries(page, es);
 			if (so->unordered)
-				for (int i = 0; i < nb; i++)
+				for (int i = 0; i < n; i++)
 					dists[i] = (float) so->unordered_value;
 			else if (lut)
 			{
-				qt_adc_scan(lut, c->pq.m, c->pq.nbits, (const uint8 *) first + IVFPQ_TID_SIZE, es, nb, dists);
-				for (int i = 0; i < nb; i++)
+				qt_adc_scan(lut, c->pq.m, c->pq.nbits, (const uint8 *) first + IVFPQ_TID_SIZE, es, n, dists);
+				for (int i = 0; i < n; i++)
 					dists[i] = scale * (base + dists[i]);
 			}
 			else
@@ -213,14 +247,14 @@ scan_chain(IndexScanDesc scan, BlockNumber blkno, uint32 list, const float *lut,
 				/* raw entries: the operator's exact distance (the floats may be unaligned) */
 				float	   *x = palloc(sizeof(float) * c->dim);
 
-				for (int i = 0; i < nb; i++)
+				for (int i = 0; i < n; i++)
 				{
 					memcpy(x, first + (Size) i * es + IVFPQ_TID_SIZE, sizeof(float) * c->dim);
 					dists[i] = (float) qt_exact_distance(c->metric, x, so->query_raw, c->dim);
 				}
 				pfree(x);
 			}
-			for (int i = 0; i < nb; i++)
+			for (int i = 0; i < n; i++)
 			{
 				ItemPointerData tid;
 
@@ -231,6 +265,14 @@ scan_chain(IndexScanDesc scan, BlockNumber blkno, uint32 list, const float *lut,
 		blkno = op->nextblkno;
 		UnlockReleaseBuffer(buf);
 	}
+}
+
+/* the 8-bit table of a list for the fast-scan kernel */
+static void
+quantize_table(IvfpqScanOpaque so, const float *lut)
+{
+	if (!qt_fs_quantize_lut(lut, so->c->pq.m, so->fs_q, &so->fs_scale, &so->fs_bias))
+		elog(ERROR, "ivfpq lookup table is not finite (please report a bug)");
 }
 
 typedef struct ListRank
@@ -264,6 +306,7 @@ collect(IndexScanDesc scan)
 			   *Q,
 			   *tl;
 	float		qn;
+	bool		fast;
 
 	if (!c->trained || so->unordered)
 	{
@@ -330,6 +373,13 @@ collect(IndexScanDesc scan)
 	lut = palloc(sizeof(float) * c->pq.m * ksub);
 	tl = c->pq_table ? NULL : palloc(sizeof(float) * c->pq.m * ksub);
 	qt_pq_dot_table(&c->pq, so->query, Q);
+	fast = (c->meta.flags & IVFPQ_META_PACKED) != 0;
+	if (fast)
+	{
+		so->fs_q = palloc(c->pq.m * 16);
+		if (c->metric == QT_METRIC_IP)
+			quantize_table(so, Q);
+	}
 	for (int p = 0; p < probes; p++)
 	{
 		int			l = rank[p].list;
@@ -347,6 +397,8 @@ collect(IndexScanDesc scan)
 			if (tl)
 				qt_pq_precompute(&c->pq, c->pq_cnorm, c->centroids + (Size) l * c->dim, 1, tl);
 			qt_pq_lut_from_tables(T, Q, (int64) c->pq.m * ksub, lut);
+			if (fast)
+				quantize_table(so, lut);
 			scan_chain(scan, c->heads[l], (uint32) l, lut, rank[p].dist, 1);
 		}
 	}
@@ -520,6 +572,7 @@ reset_scan(IvfpqScanOpaque so)
 	so->nbatch = so->batch_pos = so->batch_cap = 0;
 	so->query = so->query_raw = NULL;
 	so->unordered = so->exact = false;
+	so->fs_q = NULL;
 	MemoryContextReset(so->cxt);
 }
 

@@ -5,6 +5,8 @@
  */
 #include "ivfpq.h"
 
+#include "fastscan.h"
+
 #include <math.h>
 
 #include "miscadmin.h"
@@ -443,4 +445,128 @@ double
 IvfpqExactDistance(QtMetric metric, const float *a, const float *b, int dim)
 {
 	return qt_exact_distance(metric, a, b, dim);
+}
+
+/* ---- entries of a code page, in either layout ----------------------------- */
+
+int
+IvfpqRecSize(const IvfpqMetaPageData *meta)
+{
+	return meta->entry_size - IVFPQ_TID_SIZE;
+}
+
+int
+IvfpqPageCount(Page page, const IvfpqMetaPageData *meta)
+{
+	if (meta->flags & IVFPQ_META_PACKED)
+		return IvfpqPageGetOpaque(page)->nentries;
+	return meta->entry_size > 0 ? IvfpqPageEntries(page, meta->entry_size) : 0;
+}
+
+bool
+IvfpqPageHasRoom(Page page, const IvfpqMetaPageData *meta)
+{
+	PageHeader	ph = (PageHeader) page;
+
+	if (meta->flags & IVFPQ_META_PACKED)
+	{
+		/* room in the last block, or for a new block */
+		if (IvfpqPageGetOpaque(page)->nentries % QT_FS_BLOCK != 0)
+			return true;
+		return ph->pd_lower + IvfpqBlockSize(meta->m) <= ph->pd_upper;
+	}
+	return ph->pd_lower + meta->entry_size <= ph->pd_upper;
+}
+
+void
+IvfpqPageAppend(Page page, const IvfpqMetaPageData *meta, ItemPointer tid, const char *rec)
+{
+	PageHeader	ph = (PageHeader) page;
+
+	if (meta->flags & IVFPQ_META_PACKED)
+	{
+		IvfpqPageOpaque op = IvfpqPageGetOpaque(page);
+		int			bs = IvfpqBlockSize(meta->m);
+		int			n = op->nentries;
+		char	   *blk;
+
+		if (n % QT_FS_BLOCK == 0)
+		{
+			/* a new, zeroed block */
+			memset((char *) page + ph->pd_lower, 0, bs);
+			ph->pd_lower += bs;
+		}
+		blk = IvfpqBlock(page, bs, n / QT_FS_BLOCK);
+		memcpy(blk + (n % QT_FS_BLOCK) * IVFPQ_TID_SIZE, tid, IVFPQ_TID_SIZE);
+		qt_fs_set((uint8 *) blk + IVFPQ_BLOCK_TIDS, meta->m, n % QT_FS_BLOCK, (const uint8 *) rec);
+		op->nentries = (uint16) (n + 1);
+		return;
+	}
+	memcpy((char *) page + ph->pd_lower, tid, IVFPQ_TID_SIZE);
+	memcpy((char *) page + ph->pd_lower + IVFPQ_TID_SIZE, rec, meta->entry_size - IVFPQ_TID_SIZE);
+	ph->pd_lower += meta->entry_size;
+}
+
+void
+IvfpqPageGetTid(Page page, const IvfpqMetaPageData *meta, int i, ItemPointer tid)
+{
+	if (meta->flags & IVFPQ_META_PACKED)
+		memcpy(tid, IvfpqBlock(page, IvfpqBlockSize(meta->m), i / QT_FS_BLOCK) + (i % QT_FS_BLOCK) * IVFPQ_TID_SIZE,
+			   IVFPQ_TID_SIZE);
+	else
+		memcpy(tid, IvfpqPageEntry(page, meta->entry_size, i), IVFPQ_TID_SIZE);
+}
+
+void
+IvfpqPageGetRec(Page page, const IvfpqMetaPageData *meta, int i, char *rec)
+{
+	if (meta->flags & IVFPQ_META_PACKED)
+		qt_fs_get((const uint8 *) IvfpqBlock(page, IvfpqBlockSize(meta->m), i / QT_FS_BLOCK) + IVFPQ_BLOCK_TIDS,
+				  meta->m, i % QT_FS_BLOCK, (uint8 *) rec);
+	else
+		memcpy(rec, IvfpqPageEntry(page, meta->entry_size, i) + IVFPQ_TID_SIZE, meta->entry_size - IVFPQ_TID_SIZE);
+}
+
+void
+IvfpqPageMove(Page page, const IvfpqMetaPageData *meta, int from, int to)
+{
+	if (meta->flags & IVFPQ_META_PACKED)
+	{
+		int			bs = IvfpqBlockSize(meta->m);
+		char	   *src = IvfpqBlock(page, bs, from / QT_FS_BLOCK);
+		char	   *dst = IvfpqBlock(page, bs, to / QT_FS_BLOCK);
+		uint8		code[QT_FS_MAX_M / 2];
+
+		memcpy(dst + (to % QT_FS_BLOCK) * IVFPQ_TID_SIZE, src + (from % QT_FS_BLOCK) * IVFPQ_TID_SIZE, IVFPQ_TID_SIZE);
+		qt_fs_get((const uint8 *) src + IVFPQ_BLOCK_TIDS, meta->m, from % QT_FS_BLOCK, code);
+		qt_fs_set((uint8 *) dst + IVFPQ_BLOCK_TIDS, meta->m, to % QT_FS_BLOCK, code);
+		return;
+	}
+	memcpy(IvfpqPageEntry(page, meta->entry_size, to), IvfpqPageEntry(page, meta->entry_size, from), meta->entry_size);
+}
+
+void
+IvfpqPageTruncate(Page page, const IvfpqMetaPageData *meta, int n)
+{
+	PageHeader	ph = (PageHeader) page;
+
+	if (meta->flags & IVFPQ_META_PACKED)
+	{
+		IvfpqPageOpaque op = IvfpqPageGetOpaque(page);
+		int			bs = IvfpqBlockSize(meta->m);
+		int			nblocks = (n + QT_FS_BLOCK - 1) / QT_FS_BLOCK;
+
+		/* unused slots of the last block are zero, as the check expects */
+		for (int i = n; i < nblocks * QT_FS_BLOCK; i++)
+		{
+			char	   *blk = IvfpqBlock(page, bs, i / QT_FS_BLOCK);
+
+			memset(blk + (i % QT_FS_BLOCK) * IVFPQ_TID_SIZE, 0, IVFPQ_TID_SIZE);
+			qt_fs_clear((uint8 *) blk + IVFPQ_BLOCK_TIDS, meta->m, i % QT_FS_BLOCK);
+		}
+		op->nentries = (uint16) n;
+		ph->pd_lower = IVFPQ_PAGE_DATA_OFFSET + nblocks * bs;
+		return;
+	}
+	ph->pd_lower = IVFPQ_PAGE_DATA_OFFSET + n * meta->entry_size;
 }

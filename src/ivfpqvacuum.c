@@ -61,19 +61,18 @@ ivfpqbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 						 errmsg("ivfpq index \"%s\" is corrupted", RelationGetRelationName(index)),
 						 errdetail("Block %u is not a page of list %d.", blkno, l)));
 			}
-			n = IvfpqPageEntries(page, es);
+			n = IvfpqPageCount(page, &c->meta);
 			i = 0;
 			while (i < n)
 			{
 				ItemPointerData tid;
-				char	   *e = IvfpqPageEntry(page, es, i);
 
-				memcpy(&tid, e, IVFPQ_TID_SIZE);
+				IvfpqPageGetTid(page, &c->meta, i, &tid);
 				if (callback(&tid, callback_state))
 				{
 					/* the last entry takes this one's place */
 					if (i != n - 1)
-						memcpy(e, IvfpqPageEntry(page, es, n - 1), es);
+						IvfpqPageMove(page, &c->meta, n - 1, i);
 					n--;
 					stats->tuples_removed += 1;
 					changed = true;
@@ -86,13 +85,12 @@ ivfpqbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 			}
 			if (changed)
 			{
-				((PageHeader) page)->pd_lower = IVFPQ_PAGE_DATA_OFFSET + n * es;
+				IvfpqPageTruncate(page, &c->meta, n);
 				GenericXLogFinish(state);
 			}
 			else
 				GenericXLogAbort(state);
-			if (!BlockNumberIsValid(first_free) &&
-				((PageHeader) BufferGetPage(buf))->pd_lower + es <= ((PageHeader) BufferGetPage(buf))->pd_upper)
+			if (!BlockNumberIsValid(first_free) && IvfpqPageHasRoom(BufferGetPage(buf), &c->meta))
 				first_free = blkno;
 			blkno = IvfpqPageGetOpaque(BufferGetPage(buf))->nextblkno;
 			UnlockReleaseBuffer(buf);
@@ -138,7 +136,7 @@ ivfpqvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 				buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, info->strategy);
 				LockBuffer(buf, BUFFER_LOCK_SHARE);
 				page = BufferGetPage(buf);
-				stats->num_index_tuples += IvfpqPageEntries(page, es);
+				stats->num_index_tuples += IvfpqPageCount(page, &c->meta);
 				blkno = IvfpqPageGetOpaque(page)->nextblkno;
 				UnlockReleaseBuffer(buf);
 			}

@@ -67,9 +67,13 @@ my $counts = $primary->safe_psql('postgres', $checks);
 is($counts, '5300|5300|5300|5300', 'primary: the structure checks out, one entry per row');
 is($standby->safe_psql('postgres', $checks), $counts, 'standby: the replayed structure checks out the same');
 
-# crash: more changes, no checkpoint, immediate stop, recovery from WAL alone
+# crash: more changes, no checkpoint, immediate stop, recovery from WAL alone; an
+# unlogged table's index comes back empty from its init fork
 $standby->stop;
 $primary->safe_psql('postgres', q{
+	CREATE UNLOGGED TABLE scratch (id int, v real[]);
+	CREATE INDEX scratch_idx ON scratch USING ivfpq (v) WITH (lists = 4, nbits = 4);
+	INSERT INTO scratch SELECT i, vec(i) FROM generate_series(1, 500) i;
 	INSERT INTO items SELECT i, vec(i) FROM generate_series(6501, 7500) i;
 	DELETE FROM items WHERE id % 7 = 0;
 	VACUUM items;
@@ -81,6 +85,12 @@ $primary->stop('immediate');
 $primary->start;
 is($primary->safe_psql('postgres', $answers), $before, 'after crash recovery: identical answers');
 is($primary->safe_psql('postgres', $checks), $counts_before, 'after crash recovery: the structure checks out');
+is($primary->safe_psql('postgres', q{SELECT count(*), (pgquant.ivfpq_check('scratch_idx')).entries FROM scratch}),
+	'0|0', 'after crash recovery: the unlogged table and its index are empty, and the index checks out');
+$primary->safe_psql('postgres', q{INSERT INTO scratch SELECT i, vec(i) FROM generate_series(1, 50) i});
+is($primary->safe_psql('postgres', q{SET enable_seqscan = off;
+	SELECT (pgquant.ivfpq_check('scratch_idx')).entries, (SELECT id FROM scratch ORDER BY v <-> vec(7) LIMIT 1)}),
+	'50|7', 'and it takes new rows and answers');
 
 # corruption on disk is reported: a chain page claims another list
 my $path = $primary->safe_psql('postgres', q{SELECT pg_relation_filepath('items_cos')});

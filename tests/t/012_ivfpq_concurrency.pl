@@ -1,4 +1,5 @@
-# Concurrent inserts, deletes, searches and vacuums on an ivfpq index (pgbench,
+# Concurrent inserts, deletes, searches and vacuums on an ivfpq index of 4-bit
+# codes in fast-scan blocks (pgbench,
 # four clients, a fixed number of transactions each, loopback socket only), then
 # the structure check: every entry accounted for, and searches that probe every
 # list and re-rank every candidate agree exactly with a sequential scan.
@@ -19,7 +20,7 @@ $node->safe_psql('postgres', q{
 		FROM generate_series(1, 12) j $$;
 	CREATE TABLE items (id bigserial PRIMARY KEY, v real[]);
 	INSERT INTO items (v) SELECT vec(i) FROM generate_series(1, 2000) i;
-	CREATE INDEX items_l2 ON items USING ivfpq (v) WITH (lists = 6, m = 4, nbits = 5);
+	CREATE INDEX items_l2 ON items USING ivfpq (v) WITH (lists = 6, m = 4, nbits = 4);
 });
 
 # 4 clients x 150 transactions: inserts (some NULL), searches, deletes, and a vacuum now and then

@@ -10,6 +10,7 @@
 #include "kmeans.h"
 #include "pq.h"
 #include "pqformat.h"
+#include "fastscan.h"
 
 /* named limits */
 #define NEAR_TIE_REL	1e-4	/* fast and reference assignments may differ only on ties this close */
@@ -731,6 +732,116 @@ test_formats(void)
 	   "pqcode: a negative RVQ norm is rejected");
 }
 
+static void
+test_fastscan(void)
+{
+	const char *kernel = qt_fs_init();
+	int			ms[] = {1, 2, 7, 16, 32, 64, 256};
+	int			same_ref = 1,
+				same_avx = 1,
+				within = 1,
+				q_ok = 1,
+				quantized = 1,
+				roundtrip = 1;
+	char		name[160];
+
+	for (int mi = 0; mi < 7; mi++)
+	{
+		int			m = ms[mi];
+		int64_t		nblocks = 3 + mi;
+		size_t		cs = qt_code_size(m, 4);
+		size_t		stride = qt_fs_rows_size(m) + 40;	/* blocks interleaved with other data */
+		uint8_t    *blocks = xmalloc(stride * nblocks),
+				   *codes = xmalloc(cs * nblocks * 32),
+				   *back = xmalloc(cs),
+				   *q = xmalloc((size_t) m * 16);
+		float	   *lut = xmalloc(sizeof(float) * m * 16);
+		uint16_t   *s_ref = xmalloc(sizeof(uint16_t) * nblocks * 32),
+				   *s_avx = xmalloc(sizeof(uint16_t) * nblocks * 32);
+		float		scale,
+					bias;
+
+		for (size_t i = 0; i < stride * (size_t) nblocks; i++)
+			blocks[i] = 0xee;	/* the gaps must not matter */
+		for (int64_t i = 0; i < nblocks * 32; i++)
+		{
+			uint8_t    *c = codes + i * cs;
+
+			memset(c, 0, cs);
+			for (int j = 0; j < m; j++)
+				qt_put_code(c, j, 4, (unsigned) qt_rng_below(&trng, 16));
+			qt_fs_clear(blocks + (i / 32) * stride, m, (int) (i % 32));
+			qt_fs_set(blocks + (i / 32) * stride, m, (int) (i % 32), c);
+		}
+		for (int64_t i = 0; i < nblocks * 32; i++)
+		{
+			qt_fs_get(blocks + (i / 32) * stride, m, (int) (i % 32), back);
+			roundtrip &= memcmp(back, codes + i * cs, cs) == 0;
+		}
+		for (int i = 0; i < m * 16; i++)
+			lut[i] = (float) (100.0 * qt_rng_double(&trng) * (1 + i % 5));
+		quantized &= qt_fs_quantize_lut(lut, m, q, &scale, &bias);
+		qt_fs_scan_ref(blocks, stride, nblocks, m, q, s_ref);
+		for (int64_t i = 0; i < nblocks * 32; i++)
+		{
+			unsigned	want = 0;
+			double		adc = 0;
+
+			for (int j = 0; j < m; j++)
+			{
+				unsigned	c = qt_code_at(codes + i * cs, j, 4);
+
+				want += q[j * 16 + c];
+				adc += lut[j * 16 + c];
+			}
+			same_ref &= s_ref[i] == want;
+			/* the 8-bit table loses at most half a step per subquantizer */
+			within &= fabs(scale * s_ref[i] + bias - adc) <= m * scale * 0.5 * 1.0001 + 1e-3;
+		}
+		for (int i = 0; i < m * 16; i++)
+		{
+			int			j = i / 16;
+			float		lo = lut[j * 16];
+
+			for (int c = 1; c < 16; c++)
+				lo = lut[j * 16 + c] < lo ? lut[j * 16 + c] : lo;
+			q_ok &= fabs(q[i] * scale + lo - lut[i]) <= scale * 0.5 * 1.0001;
+		}
+		if (qt_fs_scan_avx2_ptr)
+		{
+			qt_fs_scan_avx2_ptr(blocks, stride, nblocks, m, q, s_avx);
+			same_avx &= memcmp(s_ref, s_avx, sizeof(uint16_t) * nblocks * 32) == 0;
+		}
+		free(blocks);
+		free(codes);
+		free(back);
+		free(q);
+		free(lut);
+		free(s_ref);
+		free(s_avx);
+	}
+	ok(roundtrip, "fast scan blocks: codes set for each of 32 vectors read back the same (m = 1..256)");
+	ok(quantized, "fast scan: finite tables quantize");
+	ok(q_ok, "fast scan: each quantized entry is within half a step of the float table");
+	ok(same_ref, "fast scan: the reference sums the quantized table at every vector's codes");
+	ok(within, "fast scan: scale * sum + bias is within m * scale / 2 of the float ADC");
+	snprintf(name, sizeof(name), "fast scan: the AVX2 kernel returns the reference's sums exactly (kernel in use: %s)",
+			 kernel);
+	if (qt_fs_scan_avx2_ptr)
+		ok(same_avx, name);
+	else
+		printf("ok %d # SKIP no AVX2 on this CPU or build\n", ++n_tests);
+	{
+		float		bad[16] = {0};
+		uint8_t		q[16];
+		float		sc,
+					bi;
+
+		bad[3] = NAN;
+		ok(!qt_fs_quantize_lut(bad, 1, q, &sc, &bi), "fast scan: a table with NaN is refused");
+	}
+}
+
 int
 main(void)
 {
@@ -742,6 +853,7 @@ main(void)
 	test_rvq();
 	test_distances();
 	test_formats();
+	test_fastscan();
 	printf("1..%d\n", n_tests);
 	if (n_failed)
 		fprintf(stderr, "# %d of %d tests failed\n", n_failed, n_tests);
