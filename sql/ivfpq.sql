@@ -184,6 +184,10 @@ RESET pgquant.probes;
 RESET pgquant.rerank;
 DROP TABLE expr;
 
+-- the build's phases, as pg_stat_progress_create_index names them
+SELECT n, pg_indexam_progress_phasename((SELECT oid FROM pg_am WHERE amname = 'ivfpq'), n)
+FROM generate_series(1, 7) n;
+
 -- settings
 SHOW pgquant.probes;
 SHOW pgquant.rerank;
