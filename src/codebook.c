@@ -42,8 +42,6 @@ PG_FUNCTION_INFO_V1(pgquant_codebook_centroids);
 /* the cache keeps at most this many codebooks and this many bytes */
 #define CB_CACHE_ENTRIES 16
 #define CB_CACHE_BYTES ((Size) 256 * 1024 * 1024)
-/* errors of text input quote at most this much of the literal */
-#define LITERAL_QUOTE 60
 
 /* ---- shared helpers ------------------------------------------------ */
 
@@ -208,36 +206,10 @@ codebook_from_wire(const QtCbHeader *hdr, size_t total, const uint8 *body, uint6
 	return h;
 }
 
-static inline int
-b64_len(size_t n)
-{
-	return (int) (4 * ((n + 2) / 3));
-}
-
 static void pg_attribute_noreturn()
 text_syntax_error(int kind, const char *lit, const char *detail)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-			 errmsg("invalid input syntax for type %s: \"%.*s%s\"", type_name(kind),
-					LITERAL_QUOTE, lit, strlen(lit) > LITERAL_QUOTE ? "..." : ""),
-			 errdetail("%s", detail)));
-}
-
-static bool
-parse_int32(const char *s, int32 *out)
-{
-	char	   *end;
-	long		v;
-
-	if (!isdigit((unsigned char) s[0]) && !(s[0] == '-' && isdigit((unsigned char) s[1])))
-		return false;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < PG_INT32_MIN || v > PG_INT32_MAX)
-		return false;
-	*out = (int32) v;
-	return true;
+	PgqTextSyntaxError(type_name(kind), lit, detail);
 }
 
 /* 16 hex digits exactly */
@@ -358,7 +330,7 @@ codebook_in(int kind, char *lit)
 		if (seen[k])
 			text_syntax_error(kind, lit, psprintf("Header key \"%s\" appears twice.", keys[i]));
 		seen[k] = true;
-		if (k == 4 ? !parse_id(vals[i], &id) : !parse_int32(vals[i], &num[k]))
+		if (k == 4 ? !parse_id(vals[i], &id) : !PgqParseInt32(vals[i], &num[k]))
 			text_syntax_error(kind, lit, psprintf("Invalid value for header key \"%s\".", keys[i]));
 	}
 	for (int k = 0; k < 5; k++)
@@ -385,9 +357,9 @@ codebook_in(int kind, char *lit)
 				 errmsg("%s value is too large for its text form", type_name(kind)),
 				 errhint("Use the binary form (COPY ... WITH (FORMAT binary)).")));
 	b64len = strlen(payload);
-	if (b64len != b64_len(body_len))
+	if (b64len != PgqBase64Len(body_len))
 		text_syntax_error(kind, lit, psprintf("The payload must be %d base64 characters for this header, not %d.",
-											  b64_len(body_len), b64len));
+											  PgqBase64Len(body_len), b64len));
 	body = palloc(pg_b64_dec_len(b64len) + 1);
 	declen = pg_b64_decode(payload, b64len, (char *) body, pg_b64_dec_len(b64len) + 1);
 	if (declen != (int) body_len)
@@ -413,7 +385,7 @@ codebook_out(int kind, Datum d)
 				 errmsg("%s value is too large for its text form", type_name(kind)),
 				 errhint("Use the binary form (COPY ... WITH (FORMAT binary)).")));
 	body = palloc(body_len);
-	enclen = b64_len(body_len);
+	enclen = PgqBase64Len(body_len);
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "%s(v=%d,dim=%d,%s=%d,nbits=%d,id=%s):", type_name(kind), h->version,
 					 h->dim, kind == QT_CB_PQ ? "m" : "levels", h->m, h->nbits, PgqIdToHex(h->id));

@@ -26,6 +26,11 @@ extern int	pgquant_gpu_memory_limit_mb;
 QtHeader   *QtensorFromDatum(Datum d, QtLayout *l);
 void		QtensorReportStatus(QtStatus st, const char *err, int einval_code);
 
+/* textio.c: shared by the types' text input and output */
+void		PgqTextSyntaxError(const char *type, const char *lit, const char *detail) pg_attribute_noreturn();
+bool		PgqParseInt32(const char *s, int32 *out);
+int			PgqBase64Len(size_t n);
+
 /* gpu.c: the one wall between PostgreSQL and the CUDA module */
 bool		PgqGpuAvailable(void);
 void		PgqGpuDequantize(const QtHeader *q, const QtLayout *l, float *out);

@@ -73,43 +73,6 @@ qtensor_from_wire_body(const QtHeader *hdr, const QtLayout *l, const uint8 *body
 	return q;
 }
 
-/* exact length of padded base64 for n bytes (pg_b64_enc_len is a bound) */
-static inline int
-b64_len(size_t n)
-{
-	return (int) (4 * ((n + 2) / 3));
-}
-
-/* errors of text input quote at most this much of the literal */
-#define LITERAL_QUOTE 60
-
-static void pg_attribute_noreturn()
-text_syntax_error(const char *lit, const char *detail)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-			 errmsg("invalid input syntax for type qtensor: \"%.*s%s\"",
-					LITERAL_QUOTE, lit, strlen(lit) > LITERAL_QUOTE ? "..." : ""),
-			 errdetail("%s", detail)));
-}
-
-/* parse a decimal int32 that spans the whole of s */
-static bool
-parse_int32(const char *s, int32 *out)
-{
-	char	   *end;
-	long		v;
-
-	if (!isdigit((unsigned char) s[0]) && !(s[0] == '-' && isdigit((unsigned char) s[1])))
-		return false;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < PG_INT32_MIN || v > PG_INT32_MAX)
-		return false;
-	*out = (int32) v;
-	return true;
-}
-
 /* the text header's keys, in the order qtensor_out writes them */
 enum
 {
@@ -130,7 +93,7 @@ parse_key(int key, char *val, QtHeader *h)
 	switch (key)
 	{
 		case K_V:
-			if (!parse_int32(val, &n) || n < 0 || n > 255)
+			if (!PgqParseInt32(val, &n) || n < 0 || n > 255)
 				return false;
 			h->version = (uint8) n;
 			return true;
@@ -144,7 +107,7 @@ parse_key(int key, char *val, QtHeader *h)
 				h->bits = 4;
 				return true;
 			}
-			if (strncmp(val, "int", 3) != 0 || !parse_int32(val + 3, &n) || n < 0 || n > 255)
+			if (strncmp(val, "int", 3) != 0 || !PgqParseInt32(val + 3, &n) || n < 0 || n > 255)
 				return false;
 			h->encoding = QT_ENC_INT;
 			h->bits = (uint8) n;
@@ -163,13 +126,13 @@ parse_key(int key, char *val, QtHeader *h)
 				{
 					h->flags |= QT_FLAG_1D;
 					h->rows = 1;
-					return parse_int32(val, &h->cols);
+					return PgqParseInt32(val, &h->cols);
 				}
 				*comma = '\0';
-				return parse_int32(val, &h->rows) && parse_int32(comma + 1, &h->cols);
+				return PgqParseInt32(val, &h->rows) && PgqParseInt32(comma + 1, &h->cols);
 			}
 		case K_GROUP:
-			return parse_int32(val, &h->group_size);
+			return PgqParseInt32(val, &h->group_size);
 		case K_ZERO:
 			if (strcmp(val, "asym") == 0)
 				h->flags |= QT_FLAG_ZEROS;
@@ -185,7 +148,7 @@ parse_key(int key, char *val, QtHeader *h)
 			h->flags |= QT_FLAG_PERM;
 			return strcmp(val, "yes") == 0;
 		case K_OUTLIERS:
-			return parse_int32(val, &h->n_outliers);
+			return PgqParseInt32(val, &h->n_outliers);
 	}
 	return false;
 }
@@ -213,10 +176,10 @@ qtensor_in(PG_FUNCTION_ARGS)
 	for (p = s + strlen(s); p > s && isspace((unsigned char) p[-1]); p--)
 		p[-1] = '\0';
 	if (strncmp(s, "qtensor(", 8) != 0)
-		text_syntax_error(lit, "A qtensor literal starts with \"qtensor(\".");
+		PgqTextSyntaxError("qtensor", lit, "A qtensor literal starts with \"qtensor(\".");
 	payload = strstr(s, "):");
 	if (payload == NULL)
-		text_syntax_error(lit, "The header must end with \"):\" followed by the payload.");
+		PgqTextSyntaxError("qtensor", lit, "The header must end with \"):\" followed by the payload.");
 	*payload = '\0';
 	payload += 2;
 
@@ -237,22 +200,22 @@ qtensor_in(PG_FUNCTION_ARGS)
 		*comma = '\0';
 		eq = strchr(item, '=');
 		if (eq == NULL)
-			text_syntax_error(lit, "Header items have the form key=value.");
+			PgqTextSyntaxError("qtensor", lit, "Header items have the form key=value.");
 		*eq = '\0';
 		for (key = 0; key < NKEYS; key++)
 			if (strcmp(item, key_names[key]) == 0)
 				break;
 		if (key == NKEYS)
-			text_syntax_error(lit, psprintf("Unknown header key \"%s\".", item));
+			PgqTextSyntaxError("qtensor", lit, psprintf("Unknown header key \"%s\".", item));
 		if (seen[key])
-			text_syntax_error(lit, psprintf("Header key \"%s\" appears twice.", item));
+			PgqTextSyntaxError("qtensor", lit, psprintf("Header key \"%s\" appears twice.", item));
 		seen[key] = true;
 		if (!parse_key(key, eq + 1, &h))
-			text_syntax_error(lit, psprintf("Invalid value for header key \"%s\".", item));
+			PgqTextSyntaxError("qtensor", lit, psprintf("Invalid value for header key \"%s\".", item));
 	}
 	for (int key = K_V; key <= K_SCALE; key++)
 		if (!seen[key])
-			text_syntax_error(lit, psprintf("Header key \"%s\" is missing.", key_names[key]));
+			PgqTextSyntaxError("qtensor", lit, psprintf("Header key \"%s\" is missing.", key_names[key]));
 
 	if ((st = qt_check_header(&h, err)) != QT_OK ||
 		(st = qt_layout(&h, &l, err)) != QT_OK)
@@ -260,13 +223,13 @@ qtensor_in(PG_FUNCTION_ARGS)
 
 	/* the payload's length is known before anything is allocated */
 	b64len = strlen(payload);
-	if (b64len != b64_len(l.wire_body))
-		text_syntax_error(lit, psprintf("The payload must be %d base64 characters for this header, not %d.",
-										b64_len(l.wire_body), b64len));
+	if (b64len != PgqBase64Len(l.wire_body))
+		PgqTextSyntaxError("qtensor", lit, psprintf("The payload must be %d base64 characters for this header, not %d.",
+										PgqBase64Len(l.wire_body), b64len));
 	body = palloc(pg_b64_dec_len(b64len) + 1);
 	declen = pg_b64_decode(payload, b64len, (void *) body, pg_b64_dec_len(b64len) + 1);
 	if (declen != (int) l.wire_body)
-		text_syntax_error(lit, "The payload is not valid base64 of the expected length.");
+		PgqTextSyntaxError("qtensor", lit, "The payload is not valid base64 of the expected length.");
 	q = qtensor_from_wire_body(&h, &l, body, ERRCODE_INVALID_TEXT_REPRESENTATION);
 	pfree(body);
 	PG_RETURN_POINTER(q);
@@ -279,7 +242,7 @@ qtensor_out(PG_FUNCTION_ARGS)
 	QtHeader   *q = QtensorFromDatum(PG_GETARG_DATUM(0), &l);
 	StringInfoData buf;
 	uint8	   *body = palloc(l.wire_body);
-	int			enclen = b64_len(l.wire_body);
+	int			enclen = PgqBase64Len(l.wire_body);
 	int			n;
 
 	initStringInfo(&buf);
