@@ -10,7 +10,7 @@ SQL_PARTS = $(sort $(wildcard control/parts/*.sql))
 DATA_built = pgquant--$(EXTVERSION).sql
 DATA = $(wildcard control/pgquant--*--*.sql)
 # PGXS installs the control file from the top directory: build a copy there
-EXTRA_CLEAN = pgquant.control tests/unit/test_qformat tests/unit/test_calib tests/bench/bench_qtensor results regression.diffs regression.out
+EXTRA_CLEAN = pgquant.control tests/unit/test_qformat tests/unit/test_calib tests/bench/bench_qtensor tests/bench/bench_calib results regression.diffs regression.out
 
 # init defines the helpers the other files use, so it runs first
 REGRESS = init $(filter-out init,$(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql))))
@@ -60,6 +60,13 @@ unit: tests/unit/test_qformat tests/unit/test_calib
 tests/bench/bench_qtensor: tests/bench/bench_qtensor.c $(UNIT_SRCS) src/qformat.h src/quant.h
 	$(CC) -std=gnu11 -O2 -Wall -Isrc -o $@ tests/bench/bench_qtensor.c $(UNIT_SRCS) -lm
 
-.PHONY: bench
+# output error and time of the optimizing quantizers on a generated 4096 x 4096 layer
+tests/bench/bench_calib: tests/bench/bench_calib.c $(CALIB_SRCS) src/qformat.h src/quant.h src/qcalib.h
+	$(CC) -std=gnu11 -O2 -Wall -Isrc -o $@ tests/bench/bench_calib.c $(CALIB_SRCS) -llapacke -lopenblas -lm
+
+.PHONY: bench bench-calib
 bench: tests/bench/bench_qtensor
 	tests/bench/bench_qtensor
+
+bench-calib: tests/bench/bench_calib
+	tests/bench/bench_calib
