@@ -10,7 +10,7 @@ SQL_PARTS = $(sort $(wildcard control/parts/*.sql))
 DATA_built = pgquant--$(EXTVERSION).sql
 DATA = $(wildcard control/pgquant--*--*.sql)
 # PGXS installs the control file from the top directory: build a copy there
-EXTRA_CLEAN = pgquant.control $(UNIT_TESTS) $(UNIT_TESTS:=_san) tests/bench/bench_qtensor tests/bench/bench_qgemv results regression.diffs regression.out
+EXTRA_CLEAN = pgquant.control $(UNIT_TESTS) $(UNIT_TESTS:=_san) tests/bench/bench_qtensor tests/bench/bench_qgemv tests/bench/bench_calib results regression.diffs regression.out
 
 # init defines the helpers the other files use, so it runs first
 REGRESS = init $(filter-out init,$(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql))))
@@ -75,7 +75,14 @@ tests/bench/bench_qtensor: tests/bench/bench_qtensor.c $(FLOOR1_SRCS) $(wildcard
 tests/bench/bench_qgemv: tests/bench/bench_qgemv.c $(FLOOR1_SRCS) $(wildcard src/*.h)
 	$(CC) -std=gnu11 -O2 -Wall -Isrc -o $@ $< $(FLOOR1_SRCS) $(UNIT_LIBS)
 
-.PHONY: bench
+# output error and time of the optimizing quantizers on a generated 4096 x 4096 layer
+tests/bench/bench_calib: tests/bench/bench_calib.c $(FLOOR1_SRCS) $(wildcard src/*.h)
+	$(CC) -std=gnu11 -O2 -Wall -Isrc -o $@ $< $(FLOOR1_SRCS) $(UNIT_LIBS)
+
+.PHONY: bench bench-calib
 bench: tests/bench/bench_qtensor tests/bench/bench_qgemv
 	tests/bench/bench_qtensor
 	tests/bench/bench_qgemv
+
+bench-calib: tests/bench/bench_calib
+	tests/bench/bench_calib

@@ -84,6 +84,7 @@ typedef struct Gptq
 	int32_t    *order;			/* [cols] processing position k holds original column order[k] */
 	float	   *gscale;			/* [rows] current group's scale per row (as stored) */
 	float	   *ginv;			/* [rows] its reciprocal, 0 for a zero scale */
+	uint8_t    *codes_t;		/* [cols][rows] codes in processing order, transposed at the end */
 	uint8_t    *gzero;			/* [rows] current group's zero point per row */
 	bool		needs_fp32;
 	QtGptqResult *res;
@@ -193,10 +194,9 @@ maybe_new_group(Gptq *g, int64_t k)
 static void
 quantize_column(Gptq *g, int64_t k, float *e)
 {
-	const float d = g->u[k * g->cols + k];
+	const float dinv = 1.0f / g->u[k * g->cols + k];
 	const float *x = g->wt + k * g->rows;
-	uint8_t    *codes = g->res->codes;
-	const int32_t col = stored_col(g, k);
+	uint8_t    *codes = g->codes_t + k * g->rows;
 
 	for (int32_t r = 0; r < g->rows; r++)
 	{
@@ -207,8 +207,8 @@ quantize_column(Gptq *g, int64_t k, float *e)
 
 		q = q < 0.0f ? 0.0f : q > (float) g->maxq ? (float) g->maxq : q;
 		v = (q - z) * s;		/* what the decoder will return */
-		codes[(int64_t) r * g->cols + col] = (uint8_t) q;
-		e[r] = (x[r] - v) / d;
+		codes[r] = (uint8_t) q;
+		e[r] = (x[r] - v) * dinv;
 	}
 }
 
@@ -412,8 +412,9 @@ gptq_begin(Gptq *g, const float *w, int32_t rows, int32_t cols, const float *xtx
 	g->gscale = qc_alloc(sizeof(float) * (size_t) rows);
 	g->gzero = qc_alloc((size_t) rows);
 	g->ginv = qc_alloc(sizeof(float) * (size_t) rows);
+	g->codes_t = qc_alloc((size_t) rows * n);
 	if (!res->scales || !res->zeros || !res->codes || (spec->act_order && !spec->static_groups && !res->perm) ||
-		!g->order || !g->wt || !g->u || !g->gscale || !g->gzero || !g->ginv)
+		!g->order || !g->wt || !g->u || !g->gscale || !g->gzero || !g->ginv || !g->codes_t)
 		FAIL(QT_ELIMIT, "out of memory for GPTQ on a %d x %d matrix", rows, cols);
 	memset(res->codes, 0, (size_t) rows * n);
 	st = gptq_prepare(g, w, xtx, err);
@@ -421,12 +422,26 @@ done:
 	return st;
 }
 
-/* free the working state; on success keep the result (perm filled in) */
+/* free the working state; on success keep the result (codes in stored order, perm) */
 static QtStatus
 gptq_end(Gptq *g, QtStatus st)
 {
-	if (st == QT_OK && g->res->perm)
-		memcpy(g->res->perm, g->order, sizeof(int32_t) * (size_t) g->cols);
+	if (st == QT_OK)
+	{
+		/* codes_t[k][r] -> codes[r][stored column of k], in tiles to stay in cache */
+		for (int64_t k0 = 0; k0 < g->cols; k0 += 64)
+			for (int32_t r0 = 0; r0 < g->rows; r0 += 64)
+				for (int64_t k = k0; k < g->cols && k < k0 + 64; k++)
+				{
+					const int64_t col = stored_col(g, k);
+					const uint8_t *src = g->codes_t + k * g->rows;
+
+					for (int32_t r = r0; r < g->rows && r < r0 + 64; r++)
+						g->res->codes[(int64_t) r * g->cols + col] = src[r];
+				}
+		if (g->res->perm)
+			memcpy(g->res->perm, g->order, sizeof(int32_t) * (size_t) g->cols);
+	}
 	g->res->scale_type = g->needs_fp32 ? QT_SCALE_FP32 : QT_SCALE_FP16;
 	if (g->order)
 		qc_free(g->order);
@@ -440,6 +455,8 @@ gptq_end(Gptq *g, QtStatus st)
 		qc_free(g->gzero);
 	if (g->ginv)
 		qc_free(g->ginv);
+	if (g->codes_t)
+		qc_free(g->codes_t);
 	if (st != QT_OK)
 		qt_gptq_result_free(g->res);
 	return st;
