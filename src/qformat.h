@@ -158,12 +158,52 @@ qt_group_len(const QtLayout *l, int64_t cols, int64_t g)
 	return n < l->group_len ? n : l->group_len;
 }
 
+/*
+ * fp16's normal range: a scale inside it (or zero) is stored as fp16 at a
+ * relative error of at most 2^-11; one outside it makes the tensor use fp32.
+ */
+#define QT_FP16_MIN_NORMAL	6.103515625e-05f
+#define QT_FP16_MAX			65504.0f
+
+static inline bool
+qt_fits_fp16(float s)
+{
+	float		a = s < 0.0f ? -s : s;
+
+	return a == 0.0f || (a >= QT_FP16_MIN_NORMAL && a <= QT_FP16_MAX);
+}
+
+/*
+ * Round to nearest, ties to even, for |x| < 2^22: adding and subtracting
+ * 1.5 * 2^23 leaves no fraction bits.  Without SSE4.1 rintf() is a libm
+ * call; this stays inline and vectorizes (IEEE arithmetic: the compiler may
+ * not fold it without -ffast-math).  Quantizers use it on codes, which stay
+ * far inside the range.
+ */
+static inline float
+qt_round_code(float x)
+{
+	const float magic = 12582912.0f;
+
+	return (x + magic) - magic;
+}
+
 /* scales */
 uint16_t	qt_float_to_half(float f);
 float		qt_half_to_float(uint16_t h);
 float		qt_get_scale(const uint8_t *buf, const QtLayout *l, int64_t i);
 void		qt_set_scale(uint8_t *buf, const QtLayout *l, int64_t i, float s);
 float		qt_round_scale(float s, int scale_type);
+
+/* a scale as it will be stored: fp16-rounded when fp16 holds it, else as is (and flag fp32) */
+static inline float
+qt_storable_scale(float s, bool *needs_fp32)
+{
+	if (qt_fits_fp16(s))
+		return qt_round_scale(s, QT_SCALE_FP16);
+	*needs_fp32 = true;
+	return s;
+}
 
 /* code j of a zeroed packed row gets bits [j*b, j*b + b), LSB first */
 static inline void

@@ -11,20 +11,13 @@
 void	   *(*qc_alloc) (size_t size) = malloc;
 void		(*qc_free) (void *p) = free;
 
-/* fp16 keeps a scale to 2^-11 relative error only inside its normal range */
-#define FP16_MIN_NORMAL 6.103515625e-05f
-#define FP16_MAX		65504.0f
-
+/* fp16 scales when every scale fits fp16's normal range, else fp32 */
 int
 qt_params_scale_type(const float *scales, int64_t n)
 {
 	for (int64_t i = 0; i < n; i++)
-	{
-		float		a = fabsf(scales[i]);
-
-		if (a != 0.0f && (a < FP16_MIN_NORMAL || a > FP16_MAX))
+		if (!qt_fits_fp16(scales[i]))
 			return QT_SCALE_FP32;
-	}
 	return QT_SCALE_FP16;
 }
 

@@ -6,9 +6,6 @@
 #include <math.h>
 #include <string.h>
 
-/* fp16 keeps a scale to 2^-11 relative error only inside its normal range */
-#define FP16_MIN_NORMAL 6.103515625e-05f
-#define FP16_MAX		65504.0f
 
 static float
 group_scale(const QtHeader *h, const float *g, int64_t n)
@@ -51,7 +48,7 @@ qt_plan(const QtSpec *spec, const float *w, int32_t rows, int32_t cols, bool is1
 			float		s = fabsf(group_scale(h, w + r * cols + g * probe.group_len,
 											  qt_group_len(&probe, cols, g)));
 
-			if (s != 0.0f && (s < FP16_MIN_NORMAL || s > FP16_MAX))
+			if (!qt_fits_fp16(s))
 			{
 				fits_fp16 = false;
 				break;

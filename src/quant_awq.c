@@ -39,30 +39,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#define FP16_MIN_NORMAL 6.103515625e-05f
-#define FP16_MAX		65504.0f
-
 #define FAIL(status, ...) \
 	do { if (err) snprintf(err, QT_ERRMSG_LEN, __VA_ARGS__); st = (status); goto done; } while (0)
-
-static inline float
-round_code(float x)
-{
-	const float magic = 12582912.0f;
-
-	return (x + magic) - magic;
-}
-
-static inline float
-storable_scale(float s, bool *needs_fp32)
-{
-	float		a = fabsf(s);
-
-	if (a == 0.0f || (a >= FP16_MIN_NORMAL && a <= FP16_MAX))
-		return qt_round_scale(s, QT_SCALE_FP16);
-	*needs_fp32 = true;
-	return s;
-}
 
 /*
  * Quantize n values x clamped to [-m, m] (m = INFINITY: no clamp) with
@@ -99,16 +77,16 @@ quant_group(const float *x, int64_t n, int bits, bool sym, float m,
 	}
 	if (sym)
 	{
-		s = storable_scale(big / (float) -(1 << (bits - 1)), needs_fp32);
+		s = qt_storable_scale(big / (float) -(1 << (bits - 1)), needs_fp32);
 		z = 1 << (bits - 1);
 	}
 	else
 	{
-		s = storable_scale((hi - lo) / (float) maxq, needs_fp32);
+		s = qt_storable_scale((hi - lo) / (float) maxq, needs_fp32);
 		z = 0;
 		if (s != 0.0f)
 		{
-			zf = round_code(-lo / s);
+			zf = qt_round_code(-lo / s);
 			z = zf < 0.0f ? 0 : zf > (float) maxq ? maxq : (int) zf;
 		}
 	}
@@ -116,7 +94,7 @@ quant_group(const float *x, int64_t n, int bits, bool sym, float m,
 	for (int64_t i = 0; i < n; i++)
 	{
 		float		v = x[i] > m ? m : x[i] < -m ? -m : x[i];
-		float		q = round_code(v * inv) + (float) z;
+		float		q = qt_round_code(v * inv) + (float) z;
 
 		q = q < 0.0f ? 0.0f : q > (float) maxq ? (float) maxq : q;
 		deq[i] = (q - (float) z) * s;

@@ -41,34 +41,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#define FP16_MIN_NORMAL 6.103515625e-05f
-#define FP16_MAX		65504.0f
-
 /* how many times the dampening may grow tenfold before giving up */
 #define GPTQ_DAMP_RETRIES 6
 
 #define FAIL(status, ...) \
 	do { if (err) snprintf(err, QT_ERRMSG_LEN, __VA_ARGS__); st = (status); goto done; } while (0)
-
-static inline float
-round_code(float x)
-{
-	const float magic = 12582912.0f;
-
-	return (x + magic) - magic;
-}
-
-/* a scale as it will be stored: fp16-rounded when fp16 holds it, else as is */
-static inline float
-storable_scale(float s, bool *needs_fp32)
-{
-	float		a = fabsf(s);
-
-	if (a == 0.0f || (a >= FP16_MIN_NORMAL && a <= FP16_MAX))
-		return qt_round_scale(s, QT_SCALE_FP16);
-	*needs_fp32 = true;
-	return s;
-}
 
 /* state shared by the blocked path and the oracle */
 typedef struct Gptq
@@ -133,17 +110,17 @@ group_params(Gptq *g, const float *src, int64_t k0, int64_t k1, float *scale, ui
 		}
 		if (g->spec->symmetric)
 		{
-			s = storable_scale(m / (float) -(1 << (bits - 1)), &g->needs_fp32);
+			s = qt_storable_scale(m / (float) -(1 << (bits - 1)), &g->needs_fp32);
 			z = 1 << (bits - 1);
 		}
 		else
 		{
-			s = storable_scale((hi - lo) / (float) g->maxq, &g->needs_fp32);
+			s = qt_storable_scale((hi - lo) / (float) g->maxq, &g->needs_fp32);
 			if (s == 0.0f)
 				z = 0;
 			else
 			{
-				float		zf = round_code(-lo / s);
+				float		zf = qt_round_code(-lo / s);
 
 				z = zf < 0.0f ? 0 : zf > (float) g->maxq ? g->maxq : (int) zf;
 			}
@@ -202,7 +179,7 @@ quantize_column(Gptq *g, int64_t k, float *e)
 	{
 		float		s = g->gscale[r];
 		float		z = (float) g->gzero[r];
-		float		q = round_code(x[r] * g->ginv[r]) + z;
+		float		q = qt_round_code(x[r] * g->ginv[r]) + z;
 		float		v;
 
 		q = q < 0.0f ? 0.0f : q > (float) g->maxq ? (float) g->maxq : q;

@@ -32,15 +32,6 @@
 
 const QtHqqParams qt_hqq_defaults = {0.7f, 10.0f, 1.01f, 20};
 
-/* round to nearest, ties to even, for |x| < 2^22 (see quant_rtn.c) */
-static inline float
-round_code(float x)
-{
-	const float magic = 12582912.0f;
-
-	return (x + magic) - magic;
-}
-
 /* the proximal operator of |e|^p: a soft threshold that shrinks small errors to 0 */
 static inline float
 shrink_lp(float e, float beta, float p)
@@ -81,7 +72,7 @@ qt_hqq_group(const float *g, int64_t n, int bits, bool symmetric,
 		/* codes of the current parameters, their error, and the shrunk targets */
 		for (int64_t i = 0; i < n; i++)
 		{
-			float		q = round_code(g[i] * inv) + (float) cz;
+			float		q = qt_round_code(g[i] * inv) + (float) cz;
 			float		e,
 						t;
 

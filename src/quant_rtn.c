@@ -18,21 +18,6 @@ clamp_code(float v, int maxq)
 	return v <= 0.0f ? 0 : v >= (float) maxq ? (uint8_t) maxq : (uint8_t) v;
 }
 
-/*
- * Round to nearest, ties to even, for |x| < 2^22: adding and subtracting
- * 1.5 * 2^23 leaves no fraction bits.  Without SSE4.1 rintf() is a libm
- * call; this stays inline and vectorizes.  Arguments here are codes, so
- * they stay far inside the range.
- */
-static inline float
-round_code(float x)
-{
-	const float magic = 12582912.0f;
-
-	/* IEEE arithmetic: without -ffast-math the compiler may not fold this */
-	return (x + magic) - magic;
-}
-
 /* Raw (unrounded) scale of one group. */
 float
 qt_rtn_scale(const float *g, int64_t n, int bits, bool symmetric)
@@ -81,7 +66,7 @@ qt_rtn_zero(const float *g, int64_t n, int bits, bool symmetric, float s)
 		return 0;
 	for (int64_t i = 0; i < n; i++)
 		lo = g[i] < lo ? g[i] : lo;
-	return clamp_code(round_code(-lo / s), (1 << bits) - 1);
+	return clamp_code(qt_round_code(-lo / s), (1 << bits) - 1);
 }
 
 /* Packed codes of one group, given its stored scale and zero point. */
@@ -93,5 +78,5 @@ qt_rtn_encode(const float *g, int64_t n, int bits, float s, int zero,
 	float		inv = s == 0.0f ? 0.0f : 1.0f / s;
 
 	for (int64_t i = 0; i < n; i++)
-		qt_put_code(row, j0 + i, bits, clamp_code(round_code(g[i] * inv) + (float) zero, maxq));
+		qt_put_code(row, j0 + i, bits, clamp_code(qt_round_code(g[i] * inv) + (float) zero, maxq));
 }
