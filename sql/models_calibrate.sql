@@ -139,3 +139,62 @@ SELECT test_error($$SELECT pgquant.calibrate('calm', 'e', ARRAY['a'])$$);
 RESET pgquant.device;
 SELECT count(*) AS no_set_e FROM pgquant.calibration_sets WHERE name = 'e';
 SELECT nrows AS all_unchanged FROM pgquant.calibration_stats WHERE set_name = 'all' AND layer = 'layers.1.feed_forward.w2';
+
+-- quantize_model with a calibration set: awq and gptq read each matrix's statistics by its
+-- name, and every method's report carries the output error over the set's rows
+SELECT pgquant.quantize_model('calm', 'calm-rtn3', 'rtn', 3, 4, calibration => 'all') AS rtn,
+	pgquant.quantize_model('calm', 'calm-hqq3', 'hqq', 3, 4, calibration => 'all') AS hqq,
+	pgquant.quantize_model('calm', 'calm-awq3', 'awq', 3, 4, calibration => 'all') AS awq,
+	pgquant.quantize_model('calm', 'calm-gptq3', 'gptq', 3, 4, calibration => 'all') AS gptq;
+SELECT model, count(*) AS matrices, count(output_error) AS with_output_error, min(calibration) AS calibration,
+	bool_and(output_error > 0 AND output_error < 1) AS output_error_in_0_1, min(group_size) AS group_size
+FROM pgquant.quantization_report WHERE model LIKE 'calm-%3' GROUP BY model ORDER BY model;
+SELECT name, config->'quantization' AS quantization FROM pgquant.models WHERE name = 'calm-gptq3';
+-- the stored layers are quantize()'s with the layer's statistics, and the report is quant_error's
+SELECT count(*) AS matrices,
+	bool_and(g.q::text = quantize(s.data, 'gptq', 3, 4, calibration => 'all', layer => s.name)::text) AS gptq_same,
+	bool_and(a.q::text = quantize(s.data, 'awq', 3, 4, calibration => 'all', layer => s.name)::text) AS awq_same,
+	bool_and(r.output_error = (quant_error(s.data, g.q, 'all', s.name)).output_error) AS report_is_quant_error
+FROM pgquant.tensors s
+JOIN pgquant.tensors g ON g.model = 'calm-gptq3' AND g.name = s.name
+JOIN pgquant.tensors a ON a.model = 'calm-awq3' AND a.name = s.name
+JOIN pgquant.quantization_report r ON r.model = 'calm-gptq3' AND r.tensor = s.name
+WHERE s.model = 'calm' AND g.q IS NOT NULL;
+-- the calibrated methods fit the calibration rows better than rtn, layer by layer
+SELECT count(*) AS matrices, count(*) FILTER (WHERE g.output_error < r.output_error) AS gptq_below_rtn,
+	count(*) FILTER (WHERE a.output_error <= r.output_error) AS awq_not_above_rtn
+FROM pgquant.quantization_report r
+JOIN pgquant.quantization_report g ON g.model = 'calm-gptq3' AND g.tensor = r.tensor
+JOIN pgquant.quantization_report a ON a.model = 'calm-awq3' AND a.tensor = r.tensor
+WHERE r.model = 'calm-rtn3';
+-- act_order is passed on to gptq; pgquant.calibration names the set when calibration => does not
+SELECT pgquant.quantize_model('calm', 'calm-gptq4ao', 'gptq', 4, 4, calibration => 'all', act_order => true) AS act_order;
+SELECT bool_and(t.q::text = quantize(s.data, 'gptq', 4, 4, calibration => 'all', layer => s.name, act_order => true)::text) AS same
+FROM pgquant.tensors s JOIN pgquant.tensors t ON t.model = 'calm-gptq4ao' AND t.name = s.name
+WHERE s.model = 'calm' AND t.q IS NOT NULL;
+SET pgquant.calibration = 'halves';
+SELECT pgquant.quantize_model('calm', 'calm-guc', 'gptq', 4, 4) AS from_setting;
+RESET pgquant.calibration;
+SELECT DISTINCT calibration FROM pgquant.quantization_report WHERE model = 'calm-guc';
+-- a set collected without X^T X: rtn runs, with no output error to report
+SELECT pgquant.quantize_model('calm', 'calm-nohess', 'rtn', 4, 4, calibration => 'nohess') AS rtn_nohess;
+SELECT count(*) AS matrices, count(output_error) AS with_output_error
+FROM pgquant.quantization_report WHERE model = 'calm-nohess';
+-- a set of another model's activations is used by layer name, with a warning
+INSERT INTO pgquant.models (name, arch, config) SELECT 'calm-copy', arch, config FROM pgquant.models WHERE name = 'calm';
+INSERT INTO pgquant.tokens SELECT 'calm-copy', id, piece, score FROM pgquant.tokens WHERE model = 'calm';
+INSERT INTO pgquant.tensors SELECT 'calm-copy', name, shape, dtype, data, q FROM pgquant.tensors WHERE model = 'calm';
+SELECT pgquant.quantize_model('calm-copy', 'calm-copy-gptq', 'gptq', 4, 4, calibration => 'all') AS other_models_set;
+
+-- errors, before anything is written
+SELECT test_error($$SELECT pgquant.quantize_model('calm', 'x', 'gptq', 4)$$);
+SELECT test_error($$SELECT pgquant.quantize_model('calm', 'x', 'awq', 4)$$);
+SELECT test_error($$SELECT pgquant.quantize_model('calm', 'x', 'gptq', 4, calibration => 'nosuch')$$);
+SELECT test_error($$SELECT pgquant.quantize_model('calm', 'x', 'rtn', 4, calibration => 'nosuch')$$);
+SELECT pgquant.calibration_create('partial', model => 'calm');
+SELECT pgquant.calibration_add('partial', 'layers.0.attention.wq', array_fill(0.5::real, ARRAY[3, 8]));
+SELECT test_error($$SELECT pgquant.quantize_model('calm', 'x', 'gptq', 4, calibration => 'partial')$$);
+SELECT test_error($$SELECT pgquant.quantize_model('calm', 'x', 'gptq', 4, calibration => 'nohess')$$);
+SELECT test_error($$SELECT pgquant.quantize_model('calm', 'x', 'rtn', 4, act_order => true)$$);
+SELECT test_error($$SELECT pgquant.quantize_model('calm', 'x', 'gptq', 4, calibration => 'all', act_order => NULL)$$);
+SELECT count(*) AS nothing_left FROM pgquant.models WHERE name = 'x';

@@ -145,6 +145,8 @@ CREATE TABLE pgquant.quantization_report (
 	shape integer[] NOT NULL,
 	rel_error double precision NOT NULL,
 	max_abs_error double precision NOT NULL,
+	calibration text,
+	output_error double precision,
 	bytes bigint NOT NULL,
 	source_bytes bigint NOT NULL,
 	millis double precision NOT NULL,
@@ -154,6 +156,10 @@ CREATE TABLE pgquant.quantization_report (
 COMMENT ON TABLE pgquant.quantization_report IS
 	'one row per tensor quantized by pgquant.quantize_model: method, errors against the source, sizes, time taken';
 COMMENT ON COLUMN pgquant.quantization_report.rel_error IS '||W - dequantize(Q)||_F / ||W||_F';
+COMMENT ON COLUMN pgquant.quantization_report.calibration IS
+	'the calibration set whose statistics of this layer the method and output_error used, if any';
+COMMENT ON COLUMN pgquant.quantization_report.output_error IS
+	'||X W^T - X Q^T||_F^2 / ||X W^T||_F^2 over the calibration rows (NULL without a calibration set)';
 COMMENT ON COLUMN pgquant.quantization_report.bytes IS 'bytes of the qtensor';
 COMMENT ON COLUMN pgquant.quantization_report.source_bytes IS 'bytes of the source values as fp32';
 COMMENT ON COLUMN pgquant.quantization_report.millis IS 'milliseconds quantize() took for this tensor';
@@ -161,13 +167,17 @@ SELECT pg_catalog.pg_extension_config_dump('pgquant.quantization_report', '');
 
 CREATE FUNCTION pgquant.quantize_model(source text, target text, method text DEFAULT 'rtn',
 									   bits integer DEFAULT 4, group_size integer DEFAULT NULL,
-									   sym boolean DEFAULT false, include_embeddings boolean DEFAULT false)
+									   sym boolean DEFAULT false, include_embeddings boolean DEFAULT false,
+									   calibration text DEFAULT NULL, act_order boolean DEFAULT false)
 	RETURNS integer
 	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 	SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
 	src pgquant.models;
+	cal text := coalesce(calibration, nullif(current_setting('pgquant.calibration', true), ''));
+	cal_model text;
+	missing text[];
 	t record;
 	q @extschema@.qtensor;
 	t0 timestamptz;
@@ -176,8 +186,8 @@ DECLARE
 	n integer := 0;
 BEGIN
 	IF source IS NULL OR target IS NULL OR method IS NULL OR bits IS NULL OR sym IS NULL
-		OR include_embeddings IS NULL THEN
-		RAISE EXCEPTION 'quantize_model arguments must not be NULL (group_size may be)'
+		OR include_embeddings IS NULL OR act_order IS NULL THEN
+		RAISE EXCEPTION 'quantize_model arguments must not be NULL (group_size and calibration may be)'
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
 	SELECT * INTO src FROM pgquant.models WHERE name = source;
@@ -188,11 +198,48 @@ BEGIN
 		RAISE EXCEPTION 'model "%" already exists', target USING ERRCODE = 'unique_violation',
 			HINT = 'Delete it first or choose another name.';
 	END IF;
+
+	-- a whole model is quantized with its own activations or not at all: the data-free form of
+	-- awq that quantize() falls back to is meant for a single matrix
+	IF cal IS NULL AND method IN ('awq', 'gptq') THEN
+		RAISE EXCEPTION '% needs a calibration set to quantize a model', method
+			USING ERRCODE = 'invalid_parameter_value',
+			HINT = format('Collect one with pgquant.calibrate(%L, set_name, texts) and pass calibration => set_name, '
+						  'or use hqq, rtn or nf4, which need none.', source);
+	END IF;
+	IF cal IS NOT NULL THEN
+		SELECT s.model INTO cal_model FROM pgquant.calibration_sets s WHERE s.name = cal;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'calibration set "%" does not exist', cal USING ERRCODE = 'undefined_object',
+				HINT = 'pgquant.calibrate(model, set_name, texts) collects one.';
+		END IF;
+		IF cal_model IS DISTINCT FROM source AND cal_model IS NOT NULL THEN
+			RAISE WARNING 'calibration set "%" holds activations of model "%", not "%"', cal, cal_model, source
+				USING DETAIL = 'Its layers are used by name; their widths are checked, their values are not.';
+		END IF;
+		-- every matrix to be quantized needs its layer's statistics; say which are absent before any work
+		SELECT array_agg(s.name ORDER BY s.name) INTO missing
+		FROM pgquant.tensors s
+		WHERE s.model = source AND s.data IS NOT NULL AND cardinality(s.shape) = 2
+			AND s.name NOT IN ('freq_cis_real', 'freq_cis_imag')
+			AND (include_embeddings OR s.name NOT IN ('tok_embeddings', 'output'))
+			AND NOT EXISTS (SELECT 1 FROM pgquant.calibration_stats c WHERE c.set_name = cal AND c.layer = s.name);
+		IF missing IS NOT NULL THEN
+			RAISE EXCEPTION 'calibration set "%" has no statistics for % of the matrices of model "%"',
+				cal, cardinality(missing), source
+				USING ERRCODE = 'invalid_parameter_value',
+				DETAIL = format('Missing: %s%s.', array_to_string(missing[1:5], ', '),
+								CASE WHEN cardinality(missing) > 5
+									 THEN format(' and %s more', cardinality(missing) - 5) ELSE '' END),
+				HINT = 'pgquant.calibrate captures every linear layer; embeddings are not among them.';
+		END IF;
+	END IF;
+
 	INSERT INTO pgquant.models (name, arch, config, parent, description)
 	VALUES (target, src.arch,
 			src.config || jsonb_build_object('quantization', jsonb_build_object(
 				'method', method, 'bits', bits, 'group_size', group_size, 'sym', sym,
-				'include_embeddings', include_embeddings)),
+				'include_embeddings', include_embeddings, 'calibration', cal, 'act_order', act_order)),
 			source, format('%s quantized with %s at %s bits', source, method, bits));
 	INSERT INTO pgquant.tokens (model, id, piece, score)
 	SELECT target, k.id, k.piece, k.score FROM pgquant.tokens k WHERE k.model = source;
@@ -203,16 +250,27 @@ BEGIN
 			AND t.name NOT IN ('freq_cis_real', 'freq_cis_imag')
 			AND (include_embeddings OR t.name NOT IN ('tok_embeddings', 'output')) THEN
 			t0 := clock_timestamp();
-			q := @extschema@.quantize(t.data, method, bits, group_size, sym);
+			-- only awq and gptq read the statistics; every method's output error is measured on them
+			q := @extschema@.quantize(t.data, method, bits, group_size, sym,
+									  calibration => CASE WHEN method IN ('awq', 'gptq') THEN cal END,
+									  layer => CASE WHEN method IN ('awq', 'gptq') THEN t.name END,
+									  act_order => act_order);
 			ms := extract(epoch FROM clock_timestamp() - t0) * 1000;
-			e := @extschema@.quant_error(t.data, q);
+			-- the output error needs the layer's X^T X, which a set may have been collected without
+			IF cal IS NULL OR NOT EXISTS (SELECT 1 FROM pgquant.calibration_stats c
+										  WHERE c.set_name = cal AND c.layer = t.name AND c.hessian IS NOT NULL) THEN
+				SELECT r.rel_error, r.max_abs_error, NULL::float8 AS output_error INTO e
+				FROM @extschema@.quant_error(t.data, q) r;
+			ELSE
+				e := @extschema@.quant_error(t.data, q, cal, t.name);
+			END IF;
 			INSERT INTO pgquant.tensors (model, name, shape, dtype, data, q)
 			VALUES (target, t.name, t.shape, 'qtensor', NULL, q);
 			INSERT INTO pgquant.quantization_report
-				(model, tensor, method, bits, group_size, sym, shape, rel_error, max_abs_error, bytes,
-				 source_bytes, millis)
+				(model, tensor, method, bits, group_size, sym, shape, rel_error, max_abs_error, calibration,
+				 output_error, bytes, source_bytes, millis)
 			VALUES (target, t.name, method, bits, (@extschema@.qtensor_info(q)).group_size, sym, t.shape,
-					e.rel_error, e.max_abs_error, (@extschema@.qtensor_info(q)).bytes,
+					e.rel_error, e.max_abs_error, cal, e.output_error, (@extschema@.qtensor_info(q)).bytes,
 					4 * pgquant.numel(t.shape), ms);
 			n := n + 1;
 		ELSE
@@ -223,5 +281,5 @@ BEGIN
 	RETURN n;
 END
 $fn$;
-COMMENT ON FUNCTION pgquant.quantize_model(text, text, text, integer, integer, boolean, boolean) IS
-	'copy a model into a new one whose matrices (embeddings only if asked) are quantized with quantize(); one pgquant.quantization_report row per matrix; returns how many';
+COMMENT ON FUNCTION pgquant.quantize_model(text, text, text, integer, integer, boolean, boolean, text, boolean) IS
+	'copy a model into a new one whose matrices (embeddings only if asked) are quantized with quantize(), with the layer statistics of a calibration set when one is named (calibration => or pgquant.calibration); one pgquant.quantization_report row per matrix; returns how many';
