@@ -1,9 +1,10 @@
 -- pgTAP: the optimizing quantizers on the real stories260K weights (35 linear layers).
 -- The test runner loads the table from the data directory; without it, every test skips.
--- GPTQ and AWQ need the layers' input activations. Real ones need the model's forward pass
--- on text, which pgquant does not have yet: the activations here are GENERATED (seeded),
--- with the structure that makes calibration matter (channels sharing a few factors, every
--- 16th channel an outlier 20x larger), one set per input width (64 and 172).
+-- GPTQ and AWQ need the layers' input activations. The real ones, from the model's forward
+-- pass on text, are tested in quantize_model_stories260k.sql; the activations here are
+-- GENERATED (seeded), a controlled case with the structure that makes calibration matter
+-- (channels sharing a few factors, every 16th channel an outlier 20x larger), one set per
+-- input width (64 and 172).
 BEGIN;
 
 -- rows x cols activations: channel j = (factor j mod 8 + 0.3 noise) * (20 when j mod 16 = 1)

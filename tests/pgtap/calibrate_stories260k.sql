@@ -11,7 +11,6 @@ DECLARE
 	expect bigint;
 	half1 bigint;
 	half2 bigint;
-	has_calib_error boolean;
 BEGIN
 	IF dir IS NULL THEN
 		RETURN NEXT skip('no data directory: set PGQUANT_DATA_DIR to a directory holding stories260K/', 13);
@@ -101,15 +100,12 @@ BEGIN
 		format('hqq on layers.0.attention.wq: calibrated output error %s at 2/4/6/8 bits, falling with every width',
 			   (SELECT string_agg(round(rel::numeric, 5)::text, ' / ' ORDER BY b) FROM out_err)));
 
-	-- quant_error with calibration is checked where it exists (the calibrated-quantization work)
-	SELECT EXISTS (SELECT FROM pg_proc WHERE proname = 'quant_error' AND 'calibration' = ANY (proargnames)) INTO has_calib_error;
-	IF has_calib_error THEN
-		RETURN NEXT ok((SELECT (quant_error(data, quantize(data, 'rtn', 4), calibration => 'cal-train', layer => name)).output_error > 0
-						FROM pgquant.tensors WHERE model = 'cal-s260k' AND name = 'layers.0.attention.wq'),
-			'quant_error reads the calibration set');
-	ELSE
-		RETURN NEXT skip('quant_error(w, q, calibration, layer) does not exist yet', 1);
-	END IF;
+	-- quant_error computes the same output error from the stored statistics
+	RETURN NEXT is((SELECT count(*) FROM out_err o, pgquant.tensors t
+					WHERE t.model = 'cal-s260k' AND t.name = 'layers.0.attention.wq'
+						AND abs((quant_error(t.data, quantize(t.data, 'hqq', o.b, 64), 'cal-train', t.name)).output_error - o.rel)
+							< 1e-4 * o.rel), 4::bigint,
+		'quant_error(w, q, calibration, layer) gives the output error computed here, at all four widths');
 END $$;
 
 SELECT * FROM pg_temp.calibrate_tests();
