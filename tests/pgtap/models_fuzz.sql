@@ -29,21 +29,11 @@ INSERT INTO seeds VALUES
 					 '"h": {"dtype": "F16", "shape": [3], "data_offsets": [24, 30]}, '
 					 '"b": {"dtype": "BF16", "shape": [], "data_offsets": [30, 32]}}' AS h) s));
 
--- flip a bit, set a byte, truncate, extend, or overwrite a little-endian word with a hostile value
-CREATE FUNCTION pg_temp.mutate(b bytea) RETURNS bytea LANGUAGE plpgsql AS $$
-DECLARE
-	pos int := floor(random() * length(b))::int;
-	op int := floor(random() * 5)::int;
-BEGIN
-	RETURN CASE op
-		WHEN 0 THEN set_bit(b, pos * 8 + floor(random() * 8)::int, 1 - get_bit(b, pos * 8 + floor(random() * 8)::int))
-		WHEN 1 THEN set_byte(b, pos, floor(random() * 256)::int)
-		WHEN 2 THEN substr(b, 1, pos)
-		WHEN 3 THEN b || substr(b, 1, 1 + pos % 9)
-		ELSE overlay(b placing (ARRAY['\xffffff7f', '\x00000080', '\x00000000', '\xffffffff', '\x00010000'])[1 + floor(random() * 5)::int]::bytea
-					  from 1 + 4 * floor(random() * least(7, length(b) / 4))::int for 4)
-	END;
-END $$;
+-- the binary mutation operator (tests/pgtap/lib/mutate.sql), with hostile little-endian words
+\ir lib/mutate.sql
+CREATE FUNCTION pg_temp.mutate(b bytea) RETURNS bytea LANGUAGE sql AS $$
+	SELECT pg_temp.mutate_bytes(b, ARRAY['\xffffff7f', '\x00000080', '\x00000000', '\xffffffff', '\x00010000']::bytea[],
+								least(7, length(b) / 4)) $$;
 
 CREATE TEMP TABLE outcomes (kind text, sqlstate text);
 SELECT setseed(0.1414);

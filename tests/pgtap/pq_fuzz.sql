@@ -17,38 +17,13 @@ FROM pq_encode(rvq_codebook('{{{1,0,0},{0,1,0}},{{0.5,0,0.1},{0,0.5,-0.2}},{{0.1
 
 CREATE TEMP TABLE outcomes (kind text, accepted bool, consistent bool, names_type bool, sqlstate text);
 
-CREATE FUNCTION pg_temp.mutate_text(s text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-	pos int := 1 + floor(random() * length(s))::int;
-	alphabet text := 'pqcodebkrv()=,:+/=-0123456789ABCDEFabcdefxyz ' || chr(9731);
-	c text := substr(alphabet, 1 + floor(random() * length(alphabet))::int, 1);
-	op int := floor(random() * 6)::int;
-BEGIN
-	RETURN CASE op
-		WHEN 0 THEN overlay(s placing c from pos for 1)
-		WHEN 1 THEN overlay(s placing '' from pos for 1)
-		WHEN 2 THEN overlay(s placing c from pos for 0)
-		WHEN 3 THEN left(s, pos)
-		WHEN 4 THEN overlay(s placing substr(s, pos, 5) from pos for 0)
-		ELSE regexp_replace(s, '=[0-9]+', '=' ||
-			(ARRAY['0', '-1', '255', '256', '65536', '2147483648', '16000', '8'])[1 + floor(random() * 8)::int])
-	END;
-END $$;
-
-CREATE FUNCTION pg_temp.mutate_bytes(b bytea) RETURNS bytea LANGUAGE plpgsql AS $$
-DECLARE
-	pos int := floor(random() * length(b))::int;
-	op int := floor(random() * 5)::int;
-BEGIN
-	RETURN CASE op
-		WHEN 0 THEN set_bit(b, pos * 8 + floor(random() * 8)::int, 1 - get_bit(b, pos * 8 + floor(random() * 8)::int))
-		WHEN 1 THEN set_byte(b, pos, floor(random() * 256)::int)
-		WHEN 2 THEN substr(b, 1, pos)
-		WHEN 3 THEN b || substr(b, 1, 1 + pos % 9)
-		ELSE overlay(b placing (ARRAY['\x7fffffff', '\x80000000', '\x00000000', '\xffffffff'])[1 + floor(random() * 4)::int]::bytea
-					  from 1 + 4 * floor(random() * 5)::int for 4)
-	END;
-END $$;
+-- the mutation operators (tests/pgtap/lib/mutate.sql), set for these types' text and binary forms
+\ir lib/mutate.sql
+CREATE FUNCTION pg_temp.mutate_text(s text) RETURNS text LANGUAGE sql AS $$
+	SELECT pg_temp.mutate_text(s, 'pqcodebkrv()=,:+/=-0123456789ABCDEFabcdefxyz ' || chr(9731), 5, '(=)[0-9]+',
+		ARRAY['0', '-1', '255', '256', '65536', '2147483648', '16000', '8']) $$;
+CREATE FUNCTION pg_temp.mutate_bytes(b bytea) RETURNS bytea LANGUAGE sql AS $$
+	SELECT pg_temp.mutate_bytes(b, ARRAY['\x7fffffff', '\x80000000', '\x00000000', '\xffffffff']::bytea[], 5) $$;
 
 -- a value is consistent when its text form reads back to the same binary form
 CREATE FUNCTION pg_temp.consistent(typ text, v text) RETURNS bool LANGUAGE plpgsql AS $$
