@@ -78,7 +78,7 @@ tests/bench/bench_qgemv: tests/bench/bench_qgemv.c $(FLOOR1_SRCS) $(wildcard src
 	$(CC) -std=gnu11 -O2 -Wall -Isrc -o $@ $< $(FLOOR1_SRCS) $(UNIT_LIBS)
 
 # output error and time of the optimizing quantizers on a generated 4096 x 4096 layer
-tests/bench/bench_calib: tests/bench/bench_calib.c $(FLOOR1_SRCS) $(wildcard src/*.h)
+tests/bench/bench_calib: tests/bench/bench_calib.c $(FLOOR1_SRCS) $(wildcard src/*.h) tests/lib/rng.h
 	$(CC) -std=gnu11 -O2 -Wall -Isrc -o $@ $< $(FLOOR1_SRCS) $(UNIT_LIBS)
 
 .PHONY: bench bench-calib
