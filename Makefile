@@ -50,13 +50,15 @@ uninstall: cuda-uninstall
 FLOOR1_SRCS := $(sort $(shell for f in src/*.c; do $(CC) -Isrc -MM "$$f" >/dev/null 2>&1 && echo "$$f"; done))
 UNIT_TESTS = $(patsubst %.c,%,$(sort $(wildcard tests/unit/test_*.c)))
 UNIT_LIBS = -llapacke -lopenblas -lm
+# the tests' own headers: TAP output (tests/unit/tap.h), seeded generator (tests/lib/rng.h)
+UNIT_HDRS = $(wildcard tests/unit/*.h tests/lib/*.h)
 # and once more under AddressSanitizer and UndefinedBehaviorSanitizer
 SANITIZE = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-tests/unit/%: tests/unit/%.c $(FLOOR1_SRCS) $(wildcard src/*.h)
+tests/unit/%: tests/unit/%.c $(FLOOR1_SRCS) $(wildcard src/*.h) $(UNIT_HDRS)
 	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Isrc -o $@ $< $(FLOOR1_SRCS) $(UNIT_LIBS)
 
-tests/unit/%_san: tests/unit/%.c $(FLOOR1_SRCS) $(wildcard src/*.h)
+tests/unit/%_san: tests/unit/%.c $(FLOOR1_SRCS) $(wildcard src/*.h) $(UNIT_HDRS)
 	$(CC) -std=gnu11 -O1 -g $(SANITIZE) -Wall -Wextra -Isrc -o $@ $< $(FLOOR1_SRCS) $(UNIT_LIBS)
 
 .PHONY: unit unit-sanitize
@@ -76,7 +78,7 @@ tests/bench/bench_qgemv: tests/bench/bench_qgemv.c $(FLOOR1_SRCS) $(wildcard src
 	$(CC) -std=gnu11 -O2 -Wall -Isrc -o $@ $< $(FLOOR1_SRCS) $(UNIT_LIBS)
 
 # output error and time of the optimizing quantizers on a generated 4096 x 4096 layer
-tests/bench/bench_calib: tests/bench/bench_calib.c $(FLOOR1_SRCS) $(wildcard src/*.h)
+tests/bench/bench_calib: tests/bench/bench_calib.c $(FLOOR1_SRCS) $(wildcard src/*.h) tests/lib/rng.h
 	$(CC) -std=gnu11 -O2 -Wall -Isrc -o $@ $< $(FLOOR1_SRCS) $(UNIT_LIBS)
 
 .PHONY: bench bench-calib

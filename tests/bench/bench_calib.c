@@ -22,32 +22,7 @@
 #include <time.h>
 
 #include "qcalib.h"
-
-static uint64_t rng_state = 0x853c49e6748fea9bULL;
-
-static uint64_t
-rng(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 2685821657736338717ULL;
-}
-
-static double
-uniform(void)
-{
-	return ((rng() >> 11) + 0.5) / 9007199254740992.0;
-}
-
-static float
-randn(void)
-{
-	double		u1 = uniform(),
-				u2 = uniform();
-
-	return (float) (sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
-}
+#include "../lib/rng.h"
 
 static double
 now(void)
@@ -157,14 +132,15 @@ main(int argc, char **argv)
 	char		err[QT_ERRMSG_LEN];
 
 	openblas_set_num_threads(1);
+	rng_seed(0x853c49e6748fea9bULL);
 	for (int64_t i = 0; i < (int64_t) rows * cols; i++)
-		w[i] = (float) ((uniform() < 0.005 ? 8.0 : 1.0) * (uniform() < 0.5 ? -1.0 : 1.0) * -log(uniform()) * 0.02);
+		w[i] = (float) ((rng_uniform() < 0.005 ? 8.0 : 1.0) * (rng_uniform() < 0.5 ? -1.0 : 1.0) * -log(rng_uniform()) * 0.02);
 	for (int64_t r = 0; r < nx; r++)
 	{
 		for (int k = 0; k < 64; k++)
-			z[k] = randn();
+			z[k] = rng_normal();
 		for (int j = 0; j < cols; j++)
-			x[r * cols + j] = (0.6f * z[j % 64] + 0.8f * randn()) * (j % 97 == 0 ? 20.0f : 1.0f);
+			x[r * cols + j] = (0.6f * z[j % 64] + 0.8f * rng_normal()) * (j % 97 == 0 ? 20.0f : 1.0f);
 	}
 
 	t = now();

@@ -15,7 +15,6 @@
  *    1.427 nats/token over 9,602 tokens (SOURCE.md).  Skipped without data.
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,47 +24,8 @@
 #include "qformat.h"
 #include "qgemv.h"
 #include "quant.h"
+#include "tap.h"
 #include "tokenizer.h"
-
-static int	n_tests = 0;
-static int	n_failed = 0;
-
-static void
-ok(int cond, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void
-ok(int cond, const char *fmt, ...)
-{
-	va_list		ap;
-
-	n_tests++;
-	if (!cond)
-		n_failed++;
-	printf("%sok %d - ", cond ? "" : "not ", n_tests);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-}
-
-static void
-skip(int count, const char *why)
-{
-	for (int i = 0; i < count; i++)
-		printf("ok %d # SKIP %s\n", ++n_tests, why);
-}
-
-static uint64_t rng_state = 0x853c49e6748fea9bULL;
-
-static double
-unit(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return ((rng_state * 2685821657736338717ULL) >> 11) * (1.0 / 9007199254740992.0);
-}
 
 /* ---- 1. tokenizer ---------------------------------------------------- */
 
@@ -227,7 +187,7 @@ test_tokenizer(void)
 						nb;
 
 			for (int i = 0; i < len; i++)
-				s[i] = " abc"[(int) (unit() * 4)];
+				s[i] = " abc"[(int) (rng_unit() * 4)];
 			na = bpe_encode(&t.v, s, len, true, false, a, scratch, NULL);
 			nb = naive_encode(&t.v, s, len, b);
 			agree += na == nb && memcmp(a, b, sizeof(int) * na) == 0;
@@ -444,7 +404,7 @@ fill(double *ref, size_t n, double scale)
 
 	for (size_t i = 0; i < n; i++)
 	{
-		f[i] = (float) ((unit() * 2.0 - 1.0) * scale);
+		f[i] = (float) ((rng_unit() * 2.0 - 1.0) * scale);
 		ref[i] = f[i];
 	}
 	return f;
@@ -870,11 +830,11 @@ test_stories(void)
 int
 main(void)
 {
+	rng_seed(0x853c49e6748fea9bULL);
 	qk_init();
 	test_tokenizer();
 	test_forward(false);
 	test_forward(true);
 	test_stories();
-	printf("1..%d\n", n_tests);
-	return n_failed ? 1 : 0;
+	return done_testing();
 }

@@ -11,23 +11,12 @@
 #include "pq.h"
 #include "pqformat.h"
 #include "fastscan.h"
+#include "tap.h"
 
 /* named limits */
 #define NEAR_TIE_REL	1e-4	/* fast and reference assignments may differ only on ties this close */
 #define DIST_REL_TOL	1e-4	/* fast squared distances against the double reference */
 #define ADC_REL_TOL		1e-4	/* ADC sums against the distance to the decoded vector */
-
-static int	n_tests = 0;
-static int	n_failed = 0;
-
-static void
-ok(int cond, const char *name)
-{
-	n_tests++;
-	if (!cond)
-		n_failed++;
-	printf("%sok %d - %s\n", cond ? "" : "not ", n_tests, name);
-}
 
 static QtRng trng;
 
@@ -432,7 +421,7 @@ test_pq(void)
 			mse_check += l2sq_d(x + i * d, dec + i * d, d);
 		}
 		snprintf(name, sizeof(name), "pq %d-bit: fast encoder matches the reference (%d near ties)", nbits, mism);
-		ok(enc_ok && mism <= 2, name);
+		ok(enc_ok && mism <= 2, "%s", name);
 
 		qt_pq_lut(&pq, q, QT_METRIC_L2, lut);
 		qt_adc_scan(lut, m, nbits, cf, cs, nq, scan);
@@ -445,9 +434,9 @@ test_pq(void)
 			scan_same &= r == scan[i];
 		}
 		snprintf(name, sizeof(name), "pq %d-bit: L2 ADC equals the distance to the decoded vector", nbits);
-		ok(adc_ok, name);
+		ok(adc_ok, "%s", name);
 		snprintf(name, sizeof(name), "pq %d-bit: the scan kernel returns the reference's floats exactly", nbits);
-		ok(scan_same, name);
+		ok(scan_same, "%s", name);
 
 		qt_pq_lut(&pq, q, QT_METRIC_IP, lut);
 		qt_pq_norm_lut(&pq, nlut);
@@ -465,7 +454,7 @@ test_pq(void)
 			norm_ok &= fabs(qt_adc_ref(nlut, m, nbits, cf + i * cs) - nn) <= ADC_REL_TOL * (nn + 1);
 		}
 		snprintf(name, sizeof(name), "pq %d-bit: inner-product and norm tables match the decoded vector", nbits);
-		ok(ip_ok && norm_ok, name);
+		ok(ip_ok && norm_ok, "%s", name);
 
 		free(cent);
 		free(cf);
@@ -828,9 +817,9 @@ test_fastscan(void)
 	snprintf(name, sizeof(name), "fast scan: the AVX2 kernel returns the reference's sums exactly (kernel in use: %s)",
 			 kernel);
 	if (qt_fs_scan_avx2_ptr)
-		ok(same_avx, name);
+		ok(same_avx, "%s", name);
 	else
-		printf("ok %d # SKIP no AVX2 on this CPU or build\n", ++n_tests);
+		skip(1, "no AVX2 on this CPU or build");
 	{
 		float		bad[16] = {0};
 		uint8_t		q[16];
@@ -854,8 +843,5 @@ main(void)
 	test_distances();
 	test_formats();
 	test_fastscan();
-	printf("1..%d\n", n_tests);
-	if (n_failed)
-		fprintf(stderr, "# %d of %d tests failed\n", n_failed, n_tests);
-	return n_failed ? 1 : 0;
+	return done_testing();
 }

@@ -9,39 +9,7 @@
 
 #include "qformat.h"
 #include "quant.h"
-
-static int	n_tests = 0;
-static int	n_failed = 0;
-
-static void
-ok(int cond, const char *name)
-{
-	n_tests++;
-	if (!cond)
-		n_failed++;
-	printf("%sok %d - %s\n", cond ? "" : "not ", n_tests, name);
-}
-
-/* a small deterministic generator (xorshift64*) */
-static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
-
-static uint64_t
-rng(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 2685821657736338717ULL;
-}
-
-static float
-randn(void)
-{
-	double		u1 = ((rng() >> 11) + 1.0) / 9007199254740993.0;
-	double		u2 = (rng() >> 11) / 9007199254740992.0;
-
-	return (float) (sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
-}
+#include "tap.h"
 
 static void
 test_fp16(void)
@@ -236,7 +204,7 @@ make_tensor(QtHeader h, QtLayout *l)
 	memcpy(buf, &h, sizeof(h));
 	for (int64_t i = 0; i < h.rows * l->ngroups; i++)
 	{
-		qt_set_scale(buf, l, i, randn());
+		qt_set_scale(buf, l, i, rng_normal_alt());
 		if (h.flags & QT_FLAG_ZEROS)
 			buf[l->off_zeros + i] = (uint8_t) (rng() % (1u << h.bits));
 	}
@@ -469,7 +437,7 @@ test_quantizers(void)
 				bad_nf4 = 0;
 
 	for (int i = 0; i < ROWS * COLS; i++)
-		w[i] = randn() * (i % 7 == 0 ? 4.0f : 1.0f);
+		w[i] = rng_normal_alt() * (i % 7 == 0 ? 4.0f : 1.0f);
 
 	for (int bits = 2; bits <= 8; bits++)
 		for (int sym = 0; sym <= 1; sym++)
@@ -481,7 +449,7 @@ test_quantizers(void)
 
 			if (qt_plan(&spec, w, ROWS, COLS, false, &h, &l, err) != QT_OK)
 			{
-				ok(0, err);
+				ok(0, "%s", err);
 				continue;
 			}
 			buf = calloc(1, l.total);
@@ -552,6 +520,7 @@ test_quantizers(void)
 int
 main(void)
 {
+	rng_seed(0x9e3779b97f4a7c15ULL);
 	test_fp16();
 	test_packing();
 	test_header_and_layout();
@@ -559,8 +528,5 @@ main(void)
 	test_dequantize_ref();
 	test_fast_decoder();
 	test_quantizers();
-	printf("1..%d\n", n_tests);
-	if (n_failed)
-		printf("# %d of %d failed\n", n_failed, n_tests);
-	return n_failed ? 1 : 0;
+	return done_testing();
 }
