@@ -176,13 +176,16 @@ AS $fn$
 DECLARE
 	src pgquant.models;
 	cal text := coalesce(calibration, nullif(current_setting('pgquant.calibration', true), ''));
+	calibrated boolean := method IN ('awq', 'gptq');	-- the methods that read the statistics
 	cal_model text;
+	matrices text[];
 	missing text[];
 	t record;
 	q @extschema@.qtensor;
 	t0 timestamptz;
 	ms double precision;
 	e record;
+	info record;
 	n integer := 0;
 BEGIN
 	IF source IS NULL OR target IS NULL OR method IS NULL OR bits IS NULL OR sym IS NULL
@@ -199,9 +202,16 @@ BEGIN
 			HINT = 'Delete it first or choose another name.';
 	END IF;
 
+	-- the matrices to quantize: vectors, RoPE tables and (by default) embeddings stay as they are
+	SELECT coalesce(array_agg(s.name), '{}') INTO matrices
+	FROM pgquant.tensors s
+	WHERE s.model = source AND s.data IS NOT NULL AND cardinality(s.shape) = 2
+		AND s.name NOT IN ('freq_cis_real', 'freq_cis_imag')
+		AND (include_embeddings OR s.name NOT IN ('tok_embeddings', 'output'));
+
 	-- a whole model is quantized with its own activations or not at all: the data-free form of
 	-- awq that quantize() falls back to is meant for a single matrix
-	IF cal IS NULL AND method IN ('awq', 'gptq') THEN
+	IF cal IS NULL AND calibrated THEN
 		RAISE EXCEPTION '% needs a calibration set to quantize a model', method
 			USING ERRCODE = 'invalid_parameter_value',
 			HINT = format('Collect one with pgquant.calibrate(%L, set_name, texts) and pass calibration => set_name, '
@@ -218,12 +228,9 @@ BEGIN
 				USING DETAIL = 'Its layers are used by name; their widths are checked, their values are not.';
 		END IF;
 		-- every matrix to be quantized needs its layer's statistics; say which are absent before any work
-		SELECT array_agg(s.name ORDER BY s.name) INTO missing
-		FROM pgquant.tensors s
-		WHERE s.model = source AND s.data IS NOT NULL AND cardinality(s.shape) = 2
-			AND s.name NOT IN ('freq_cis_real', 'freq_cis_imag')
-			AND (include_embeddings OR s.name NOT IN ('tok_embeddings', 'output'))
-			AND NOT EXISTS (SELECT 1 FROM pgquant.calibration_stats c WHERE c.set_name = cal AND c.layer = s.name);
+		SELECT array_agg(m ORDER BY m) INTO missing
+		FROM unnest(matrices) m
+		WHERE NOT EXISTS (SELECT 1 FROM pgquant.calibration_stats c WHERE c.set_name = cal AND c.layer = m);
 		IF missing IS NOT NULL THEN
 			RAISE EXCEPTION 'calibration set "%" has no statistics for % of the matrices of model "%"',
 				cal, cardinality(missing), source
@@ -244,16 +251,14 @@ BEGIN
 	INSERT INTO pgquant.tokens (model, id, piece, score)
 	SELECT target, k.id, k.piece, k.score FROM pgquant.tokens k WHERE k.model = source;
 
-	-- matrices become qtensors; vectors, RoPE tables and (by default) embeddings stay as they are
+	-- the matrices become qtensors; the other tensors are copied
 	FOR t IN SELECT * FROM pgquant.tensors s WHERE s.model = source ORDER BY s.name LOOP
-		IF t.data IS NOT NULL AND cardinality(t.shape) = 2
-			AND t.name NOT IN ('freq_cis_real', 'freq_cis_imag')
-			AND (include_embeddings OR t.name NOT IN ('tok_embeddings', 'output')) THEN
+		IF t.name = ANY (matrices) THEN
 			t0 := clock_timestamp();
 			-- only awq and gptq read the statistics; every method's output error is measured on them
 			q := @extschema@.quantize(t.data, method, bits, group_size, sym,
-									  calibration => CASE WHEN method IN ('awq', 'gptq') THEN cal END,
-									  layer => CASE WHEN method IN ('awq', 'gptq') THEN t.name END,
+									  calibration => CASE WHEN calibrated THEN cal END,
+									  layer => CASE WHEN calibrated THEN t.name END,
 									  act_order => act_order);
 			ms := extract(epoch FROM clock_timestamp() - t0) * 1000;
 			-- the output error needs the layer's X^T X, which a set may have been collected without
@@ -264,13 +269,14 @@ BEGIN
 			ELSE
 				e := @extschema@.quant_error(t.data, q, cal, t.name);
 			END IF;
+			SELECT * INTO info FROM @extschema@.qtensor_info(q);
 			INSERT INTO pgquant.tensors (model, name, shape, dtype, data, q)
 			VALUES (target, t.name, t.shape, 'qtensor', NULL, q);
 			INSERT INTO pgquant.quantization_report
 				(model, tensor, method, bits, group_size, sym, shape, rel_error, max_abs_error, calibration,
 				 output_error, bytes, source_bytes, millis)
-			VALUES (target, t.name, method, bits, (@extschema@.qtensor_info(q)).group_size, sym, t.shape,
-					e.rel_error, e.max_abs_error, cal, e.output_error, (@extschema@.qtensor_info(q)).bytes,
+			VALUES (target, t.name, method, bits, info.group_size, sym, t.shape,
+					e.rel_error, e.max_abs_error, cal, e.output_error, info.bytes,
 					4 * pgquant.numel(t.shape), ms);
 			n := n + 1;
 		ELSE
