@@ -100,39 +100,17 @@ store_site(SPIPlanPtr plan, const char *set_name, int layer, LlamaSite site, QcS
 {
 	Datum		args[8];
 	char		nulls[8] = "        ";
-	int			dims[2] = {s->n, s->n};
-	ArrayType  *mean_abs,
-			   *max_abs,
-			   *sum_sq;
+	PgqStatsArrays a;
 
-	qc_stats_flush(s);
-	mean_abs = PgqNewArray(FLOAT4OID, 1, dims);
-	max_abs = PgqNewArray(FLOAT4OID, 1, dims);
-	sum_sq = PgqNewArray(FLOAT8OID, 1, dims);
-	for (int32 j = 0; j < s->n; j++)
-	{
-		((float *) ARR_DATA_PTR(mean_abs))[j] = (float) (s->sum_abs[j] / (double) s->nrows);
-		((float *) ARR_DATA_PTR(max_abs))[j] = s->max_abs[j];
-		((double *) ARR_DATA_PTR(sum_sq))[j] = s->sum_sq[j];
-	}
+	PgqStatsToArrays(s, &a);
 	args[0] = CStringGetTextDatum(set_name);
 	args[2] = Int32GetDatum(s->n);
 	args[3] = Int64GetDatum(s->nrows);
-	if (s->hessian)
-	{
-		ArrayType  *h = PgqNewArray(FLOAT4OID, 2, dims);
-
-		qc_stats_hessian(s, (float *) ARR_DATA_PTR(h));
-		args[4] = PointerGetDatum(h);
-	}
-	else
-	{
-		args[4] = (Datum) 0;
-		nulls[4] = 'n';
-	}
-	args[5] = PointerGetDatum(mean_abs);
-	args[6] = PointerGetDatum(max_abs);
-	args[7] = PointerGetDatum(sum_sq);
+	args[4] = PointerGetDatum(a.hessian);
+	nulls[4] = a.hessian ? ' ' : 'n';
+	args[5] = PointerGetDatum(a.mean_abs);
+	args[6] = PointerGetDatum(a.max_abs);
+	args[7] = PointerGetDatum(a.sum_sq);
 	for (int k = 0; k < 3 && site_tensors[site][k]; k++)
 	{
 		int			rc;

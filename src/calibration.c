@@ -201,38 +201,42 @@ pgquant_activation_stats_finalfn(PG_FUNCTION_ARGS)
 	TupleDesc	tupdesc;
 	Datum		values[LS_NATTS];
 	bool		nulls[LS_NATTS] = {0};
-	int			dims[2] = {s->n, s->n};
-	ArrayType  *mean_abs,
-			   *max_abs,
-			   *sum_sq;
+	PgqStatsArrays a;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	qc_stats_flush(s);
-	mean_abs = PgqNewArray(FLOAT4OID, 1, dims);
-	max_abs = PgqNewArray(FLOAT4OID, 1, dims);
-	sum_sq = PgqNewArray(FLOAT8OID, 1, dims);
-	for (int32 j = 0; j < s->n; j++)
-	{
-		((float *) ARR_DATA_PTR(mean_abs))[j] = (float) (s->sum_abs[j] / (double) s->nrows);
-		((float *) ARR_DATA_PTR(max_abs))[j] = s->max_abs[j];
-		((double *) ARR_DATA_PTR(sum_sq))[j] = s->sum_sq[j];
-	}
+	PgqStatsToArrays(s, &a);
 	values[LS_IN_FEATURES - 1] = Int32GetDatum(s->n);
 	values[LS_NROWS - 1] = Int64GetDatum(s->nrows);
+	values[LS_HESSIAN - 1] = PointerGetDatum(a.hessian);
+	nulls[LS_HESSIAN - 1] = a.hessian == NULL;
+	values[LS_MEAN_ABS - 1] = PointerGetDatum(a.mean_abs);
+	values[LS_MAX_ABS - 1] = PointerGetDatum(a.max_abs);
+	values[LS_SUM_SQ - 1] = PointerGetDatum(a.sum_sq);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+void
+PgqStatsToArrays(QcStats *s, PgqStatsArrays *out)
+{
+	int			dims[2] = {s->n, s->n};
+
+	qc_stats_flush(s);
+	out->mean_abs = PgqNewArray(FLOAT4OID, 1, dims);
+	out->max_abs = PgqNewArray(FLOAT4OID, 1, dims);
+	out->sum_sq = PgqNewArray(FLOAT8OID, 1, dims);
+	for (int32 j = 0; j < s->n; j++)
+	{
+		((float *) ARR_DATA_PTR(out->mean_abs))[j] = (float) (s->sum_abs[j] / (double) s->nrows);
+		((float *) ARR_DATA_PTR(out->max_abs))[j] = s->max_abs[j];
+		((double *) ARR_DATA_PTR(out->sum_sq))[j] = s->sum_sq[j];
+	}
+	out->hessian = NULL;
 	if (s->hessian)
 	{
-		ArrayType  *h = PgqNewArray(FLOAT4OID, 2, dims);
-
-		qc_stats_hessian(s, (float *) ARR_DATA_PTR(h));
-		values[LS_HESSIAN - 1] = PointerGetDatum(h);
+		out->hessian = PgqNewArray(FLOAT4OID, 2, dims);
+		qc_stats_hessian(s, (float *) ARR_DATA_PTR(out->hessian));
 	}
-	else
-		nulls[LS_HESSIAN - 1] = true;
-	values[LS_MEAN_ABS - 1] = PointerGetDatum(mean_abs);
-	values[LS_MAX_ABS - 1] = PointerGetDatum(max_abs);
-	values[LS_SUM_SQ - 1] = PointerGetDatum(sum_sq);
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
 /* activation_stats combine: merge two partial states */

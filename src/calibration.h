@@ -46,4 +46,20 @@ extern char *pgquant_calibration;
 /* a zeroed float4/float8 array of the given shape to fill in place */
 ArrayType  *PgqNewArray(Oid elemtype, int ndim, const int *dims);
 
+/*
+ * The arrays of a pgquant.layer_stats value, from a streaming accumulator
+ * (src/qcalib.h's QcStats, flushed here); hessian is NULL when it keeps no
+ * X^T X.
+ */
+struct QcStats;
+typedef struct PgqStatsArrays
+{
+	ArrayType  *hessian;
+	ArrayType  *mean_abs;
+	ArrayType  *max_abs;
+	ArrayType  *sum_sq;
+} PgqStatsArrays;
+
+void		PgqStatsToArrays(struct QcStats *s, PgqStatsArrays *out);
+
 #endif							/* PGQUANT_CALIBRATION_H */
