@@ -96,6 +96,24 @@ floats_bytes(int64_t count)
 
 /* ---- PQ training ---------------------------------------------------- */
 
+/* the caller's workspace against what training needs (need 0: the size overflowed) */
+static QtStatus
+check_workspace(const char *what, size_t need, size_t work_bytes, int64_t n, int d, char *err)
+{
+	if (need == 0)
+	{
+		snprintf(err, QT_ERRMSG_LEN, "%s training workspace for %lld points of dimension %d is too large",
+				 what, (long long) n, d);
+		return QT_ELIMIT;
+	}
+	if (work_bytes < need)
+	{
+		snprintf(err, QT_ERRMSG_LEN, "%s training workspace too small (please report a bug)", what);
+		return QT_EINVAL;
+	}
+	return QT_OK;
+}
+
 size_t
 qt_pq_train_workspace(int64_t n, int d, int m, int nbits, const QtKmeansParams *p)
 {
@@ -122,19 +140,9 @@ qt_pq_train(const float *x, int64_t n, int d, int m, int nbits,
 	size_t		kbytes;
 	double		total = 0;
 
-	if ((st = qt_pq_check_shape(d, m, nbits, err)) != QT_OK)
+	if ((st = qt_pq_check_shape(d, m, nbits, err)) != QT_OK ||
+		(st = check_workspace("PQ", need, work_bytes, n, d, err)) != QT_OK)
 		return st;
-	if (need == 0)
-	{
-		snprintf(err, QT_ERRMSG_LEN, "PQ training workspace for %lld points of dimension %d is too large",
-				 (long long) n, d);
-		return QT_ELIMIT;
-	}
-	if (work_bytes < need)
-	{
-		snprintf(err, QT_ERRMSG_LEN, "PQ training workspace too small (please report a bug)");
-		return QT_EINVAL;
-	}
 	dsub = d / m;
 	ksub = 1 << nbits;
 	sub = (float *) align_up(work);
@@ -238,19 +246,9 @@ qt_rvq_train(const float *x, int64_t n, int d, int levels, int nbits,
 	QtRng		rng;
 	double		total = 0;
 
-	if ((st = qt_rvq_check_shape(d, levels, nbits, err)) != QT_OK)
+	if ((st = qt_rvq_check_shape(d, levels, nbits, err)) != QT_OK ||
+		(st = check_workspace("RVQ", need, work_bytes, n, d, err)) != QT_OK)
 		return st;
-	if (need == 0)
-	{
-		snprintf(err, QT_ERRMSG_LEN, "RVQ training workspace for %lld points of dimension %d is too large",
-				 (long long) n, d);
-		return QT_ELIMIT;
-	}
-	if (work_bytes < need)
-	{
-		snprintf(err, QT_ERRMSG_LEN, "RVQ training workspace too small (please report a bug)");
-		return QT_EINVAL;
-	}
 	rvq_train_layout(&w, align_up(work), n, d, nbits, p);
 	w.kbytes = work_bytes - (size_t) (w.kwork - (char *) work);
 
