@@ -70,15 +70,15 @@ unit-sanitize: $(UNIT_TESTS:=_san)
 	@rc=0; for t in $^; do echo "# $$t"; $$t || rc=1; done; exit $$rc
 
 # throughput benchmark of the format code against memcpy (docs/benchmarks.md)
-tests/bench/bench_qtensor: tests/bench/bench_qtensor.c $(FLOOR1_SRCS) $(wildcard src/*.h)
+tests/bench/bench_qtensor: tests/bench/bench_qtensor.c $(FLOOR1_SRCS) $(wildcard src/*.h) tests/bench/bench.h
 	$(CC) -std=gnu11 -O2 -Wall -Isrc -o $@ $< $(FLOOR1_SRCS) $(UNIT_LIBS)
 
 # quantized GEMV/GEMM against OpenBLAS and memory bandwidth (docs/benchmarks.md)
-tests/bench/bench_qgemv: tests/bench/bench_qgemv.c $(FLOOR1_SRCS) $(wildcard src/*.h)
+tests/bench/bench_qgemv: tests/bench/bench_qgemv.c $(FLOOR1_SRCS) $(wildcard src/*.h) tests/bench/bench.h
 	$(CC) -std=gnu11 -O2 -Wall -Isrc -o $@ $< $(FLOOR1_SRCS) $(UNIT_LIBS)
 
 # output error and time of the optimizing quantizers on a generated 4096 x 4096 layer
-tests/bench/bench_calib: tests/bench/bench_calib.c $(FLOOR1_SRCS) $(wildcard src/*.h) tests/lib/rng.h
+tests/bench/bench_calib: tests/bench/bench_calib.c $(FLOOR1_SRCS) $(wildcard src/*.h) tests/lib/rng.h tests/bench/bench.h
 	$(CC) -std=gnu11 -O2 -Wall -Isrc -o $@ $< $(FLOOR1_SRCS) $(UNIT_LIBS)
 
 .PHONY: bench bench-calib

@@ -23,15 +23,7 @@
 
 #include "qcalib.h"
 #include "../lib/rng.h"
-
-static double
-now(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec + t.tv_nsec * 1e-9;
-}
+#include "bench.h"
 
 static void
 dump(const char *dir, const char *name, const void *p, size_t bytes)

@@ -14,40 +14,7 @@
 
 #include "qformat.h"
 #include "quant.h"
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double		x = *(const double *) a,
-				y = *(const double *) b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double
-median(double *t, int n)
-{
-	qsort(t, n, sizeof(double), cmp_double);
-	return t[n / 2];
-}
-
-static uint64_t state = 42;
-
-static double
-uniform(void)
-{
-	state = state * 6364136223846793005ULL + 1442695040888963407ULL;
-	return ((state >> 11) + 0.5) / 9007199254740992.0;
-}
+#include "bench.h"
 
 int
 main(int argc, char **argv)
